@@ -1,0 +1,3 @@
+from skdefect.cli import main
+
+raise SystemExit(main())

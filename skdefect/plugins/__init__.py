@@ -1,0 +1,31 @@
+"""skdefect's plugin layer: :mod:`.hookspecs` is the contract, :mod:`.manager` the one manager."""
+
+from .hookspecs import ENTRY_POINT_GROUP, hookimpl, hookspec
+from .manager import (
+    PluginConflictError,
+    PluginEntry,
+    PluginWarning,
+    SkdefectPluginManager,
+    call_with_accepted,
+    get_backbone,
+    get_loss,
+    get_plugin_manager,
+    get_sampler,
+    list_plugins,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "hookimpl",
+    "hookspec",
+    "PluginConflictError",
+    "PluginEntry",
+    "PluginWarning",
+    "SkdefectPluginManager",
+    "call_with_accepted",
+    "get_backbone",
+    "get_loss",
+    "get_plugin_manager",
+    "get_sampler",
+    "list_plugins",
+]
