@@ -1,0 +1,338 @@
+"""Loading images, labels and masks from folders: a CSV manifest, MVTec AD and KolektorSDD2 layouts."""
+
+from __future__ import annotations
+
+import csv
+import numbers
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import check_color, check_image_shape, read_image, read_mask, resize_image, resize_mask
+
+__all__ = ["IMAGE_EXTENSIONS", "LAYOUTS", "load_image_folder"]
+
+#: File extensions read as images (case-insensitive).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Layouts understood by :func:`load_image_folder`.
+LAYOUTS: tuple[str, ...] = ("auto", "manifest", "mvtec", "kolektorsdd2")
+_SPLITS = ("all", "train", "test")
+_TRUE = {"1", "true", "yes"}
+_FALSE = {"0", "false", "no"}
+
+
+@dataclass(frozen=True)
+class _Record:
+    image: Path
+    mask: Path | None  # None: no mask file (an all-normal mask unless the label says otherwise)
+    label: int | None  # None: derive from the mask
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading a list of records into arrays
+# ----------------------------------------------------------------------------------------------------------
+def load_records(
+    records: Sequence[_Record],
+    image_shape: tuple[int, int] | None,
+    color: str,
+    mask_threshold: int,
+    *,
+    has_masks: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Read records into ``(X, y, masks)``; see :mod:`skdefect.datasets._common` for the resizing rules.
+
+    Parameters
+    ----------
+    records : sequence of _Record
+        What to read, in order.
+    image_shape : tuple of (int, int) or None
+        Output ``(H, W)``; ``None`` keeps the native size, which must then be common to all images.
+    color : {"gray", "rgb"}
+        Output colour mode.
+    mask_threshold : int
+        Mask pixels ``> mask_threshold`` are defect pixels.
+    has_masks : bool
+        Whether to return masks (records without a mask file get an empty one) or ``None``.
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (n, H, W) or (n, H, W, 3)
+        Images.
+    y : ndarray of int64, shape (n,)
+        Labels: the record's label, or ``mask.any()`` where the record has none.
+    masks : ndarray of bool, shape (n, H, W), or None
+        Masks, or ``None`` when ``has_masks`` is false.
+    """
+    if len(records) == 0:
+        raise ValueError("no images found to load (the folder or manifest lists no image files).")
+    images: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    y = np.zeros(len(records), dtype=np.int64)
+    first_shape: tuple[int, int] | None = None
+    for i, rec in enumerate(records):
+        img = read_image(rec.image, color)
+        native = (img.height, img.width)
+        if image_shape is None:
+            if first_shape is None:
+                first_shape = native
+            elif native != first_shape:
+                raise ValueError(
+                    f"image_shape=None keeps native sizes, which must then agree: {records[0].image} is "
+                    f"{first_shape} (H, W) but {rec.image} is {native}. Pass image_shape=(H, W) to resize."
+                )
+        images.append(resize_image(img, image_shape))
+        mask = None
+        if rec.mask is not None:
+            mask = read_mask(rec.mask, mask_threshold)
+            if mask.shape != native:
+                raise ValueError(
+                    f"mask {rec.mask} has shape {mask.shape} (H, W) but its image {rec.image} has shape {native}."
+                )
+        y[i] = rec.label if rec.label is not None else int(mask is not None and bool(mask.any()))
+        if has_masks:
+            out_shape = image_shape if image_shape is not None else native
+            masks.append(resize_mask(mask, image_shape) if mask is not None else np.zeros(out_shape, dtype=bool))
+    X = np.stack(images)
+    return X, y, (np.stack(masks) if has_masks else None)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# layouts
+# ----------------------------------------------------------------------------------------------------------
+def _parse_label(value: str, where: str) -> int:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return 1
+    if text in _FALSE:
+        return 0
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number in (0.0, 1.0):
+        return int(number)
+    raise ValueError(f"label must be 0 or 1 (or true/false); got {value!r} at {where}.")
+
+
+def _manifest_records(csv_path: Path) -> tuple[list[_Record], bool]:
+    base = csv_path.parent
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        if "image" not in fields:
+            raise ValueError(f"manifest {csv_path} must have an 'image' column; got columns {fields}.")
+        if "label" not in fields and "mask" not in fields:
+            raise ValueError(
+                f"manifest {csv_path} must have a 'label' or a 'mask' column (or both); got columns {fields}."
+            )
+        records = []
+        any_mask = False
+        for line_no, raw in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+            if not row.get("image"):
+                raise ValueError(f"manifest {csv_path}, line {line_no}: empty 'image' entry.")
+            mask = base / row["mask"] if row.get("mask") else None
+            any_mask |= mask is not None
+            label = _parse_label(row["label"], f"{csv_path}, line {line_no}") if row.get("label") else None
+            records.append(_Record(base / row["image"], mask, label))
+    return records, any_mask
+
+
+def _mvtec_records(root: Path, split: str) -> list[_Record]:
+    parts = ("train", "test") if split == "all" else (split,)
+    records = []
+    for part in parts:
+        folder = root / part
+        if not folder.is_dir():
+            raise FileNotFoundError(f"MVTec AD layout: folder not found: {folder}")
+        for defect_dir in sorted((d for d in folder.iterdir() if d.is_dir()), key=_natural_key):
+            defect = defect_dir.name
+            for image in _image_files(defect_dir):
+                if defect == "good":
+                    records.append(_Record(image, None, 0))
+                    continue
+                mask = root / "ground_truth" / defect / f"{image.stem}_mask.png"
+                if not mask.is_file():
+                    raise FileNotFoundError(f"MVTec AD layout: mask file not found: {mask} (for image {image}).")
+                records.append(_Record(image, mask, 1))
+    return records
+
+
+def _is_gt(path: Path) -> bool:
+    return path.stem.endswith("_GT")
+
+
+def _kolektor_folders(root: Path, split: str) -> list[Path]:
+    if any(_is_gt(p) for p in _image_files(root)):
+        return [root]
+    parts = ("train", "test") if split == "all" else (split,)
+    return [root / part for part in parts if (root / part).is_dir()]
+
+
+def _kolektor_records(root: Path, split: str) -> list[_Record]:
+    folders = _kolektor_folders(root, split)
+    if not folders:
+        raise FileNotFoundError(
+            f"KolektorSDD2 layout: no NNNNN.png + NNNNN_GT.png files in {root} nor in its "
+            f"{'train/ and test/' if split == 'all' else split + '/'} subfolder."
+        )
+    records = []
+    for folder in folders:
+        files = _image_files(folder)
+        gts = {p.stem[: -len("_GT")]: p for p in files if _is_gt(p)}
+        for image in files:
+            if _is_gt(image):
+                continue
+            if image.stem not in gts:
+                raise FileNotFoundError(
+                    f"KolektorSDD2 layout: mask file not found: {folder / (image.stem + '_GT.png')} "
+                    f"(for image {image})."
+                )
+            records.append(_Record(image, gts[image.stem], None))
+    return records
+
+
+def _detect_layout(path: Path, manifest: str) -> str:
+    if path.is_file() or (path / manifest).is_file():
+        return "manifest"
+    if (path / "train" / "good").is_dir() or (path / "ground_truth").is_dir() or (path / "test" / "good").is_dir():
+        return "mvtec"
+    for folder in (path, path / "train", path / "test"):
+        if folder.is_dir() and any(_is_gt(p) for p in _image_files(folder)):
+            return "kolektorsdd2"
+    raise ValueError(
+        f"layout='auto' could not recognise {path}: expected a CSV file or a folder holding {manifest!r} "
+        "(layout='manifest'), train/good/ or ground_truth/ (layout='mvtec'), or NNNNN.png + NNNNN_GT.png files "
+        "directly or in train/ or test/ (layout='kolektorsdd2')."
+    )
+
+
+def load_image_folder(
+    path: str | os.PathLike[str],
+    image_shape: tuple[int, int] | None = (128, 128),
+    *,
+    layout: str = "auto",
+    color: str = "gray",
+    mask_threshold: int = 127,
+    split: str = "all",
+    manifest: str = "manifest.csv",
+    return_paths: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Load a folder of images, labels and defect masks.
+
+    Four values of ``layout`` are understood:
+
+    ``"manifest"``
+        A CSV file (``path`` itself, or ``path/<manifest>``) with columns ``image``, ``mask`` and ``label``; paths
+        are relative to the CSV's folder. ``mask`` may be empty on a row (no mask: an empty mask, or for a
+        positive, a positive with unknown mask) and the column may be absent; ``label`` is 0/1 (also
+        true/false) and, where the column or a cell is missing, is derived from the mask (1 iff it has a pixel
+        above ``mask_threshold``; 0 without a mask). At least one of the two columns must exist. When no row
+        has a mask, ``masks`` is ``None``.
+    ``"mvtec"``
+        An MVTec AD category folder: ``train/good/*.png``, ``test/<defect>/*.png`` and
+        ``ground_truth/<defect>/<stem>_mask.png``. ``good`` images are normal with empty masks, every other
+        folder is defective and must have its mask file. ``split`` picks ``train/``, ``test/`` or both.
+    ``"kolektorsdd2"``
+        A folder of ``NNNNN.png`` images with ``NNNNN_GT.png`` masks (a KolektorSDD2 ``train/`` or ``test/``
+        folder), or the dataset root holding those two folders (then ``split`` applies). Labels are derived
+        from the masks.
+    ``"auto"``
+        Tries the three in the order above: a CSV file or ``manifest`` file present; ``train/good``,
+        ``test/good`` or ``ground_truth`` present; ``*_GT.*`` files present in ``path``, ``path/train`` or
+        ``path/test``.
+
+    Images are returned in file order (manifest) or natural sort order of their paths (other layouts).
+
+    Resizing: images of any size are resized to ``image_shape`` with Pillow's anti-aliased bilinear filter,
+    ignoring the aspect ratio. Masks are binarised at full resolution (``> mask_threshold``), area-averaged to
+    ``image_shape`` and thresholded at ``> 0.5``; a non-empty mask is never emptied by resizing (the pixels of
+    largest coverage are kept), so ``masks.any(axis=(1, 2))`` is the same as at full resolution.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder, or for ``layout="manifest"`` the CSV file itself.
+    image_shape : tuple of (int, int) or None, default=(128, 128)
+        Output ``(H, W)``. ``None`` keeps the native size, which must then be the same for every image.
+    layout : {"auto", "manifest", "mvtec", "kolektorsdd2"}, default="auto"
+        Folder layout, see above.
+    color : {"gray", "rgb"}, default="gray"
+        ``"gray"`` converts colour images to gray (ITU-R 601-2 luma); ``"rgb"`` replicates gray images into three
+        channels.
+    mask_threshold : int, default=127
+        Mask pixels strictly above it (on the 0-255 gray scale) are defect pixels.
+    split : {"all", "train", "test"}, default="all"
+        Which part of an MVTec AD category or a KolektorSDD2 root to read (train then test for "all"). Ignored
+        by the manifest layout and by a KolektorSDD2 folder that holds the images directly.
+    manifest : str, default="manifest.csv"
+        File name of the manifest inside ``path``.
+    return_paths : bool, default=False
+        If true, also return the image file paths.
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (n, H, W) or (n, H, W, 3)
+        Images; 3 channels when ``color="rgb"``.
+    y : ndarray of int64, shape (n,)
+        1 = defective, 0 = normal.
+    masks : ndarray of bool, shape (n, H, W), or None
+        Defect masks (empty for normal images). ``None`` for a manifest without any mask. A positive whose
+        mask is missing or empty keeps ``y = 1`` with an empty mask (mixed supervision).
+    paths : ndarray of str, shape (n,)
+        Only if ``return_paths``: the image files.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path``, an image or a required mask file does not exist (the message names the file).
+    ValueError
+        For an unknown ``layout``, ``color`` or ``split``, an unrecognised folder, a malformed manifest, or
+        differing native sizes with ``image_shape=None``.
+    TypeError
+        If ``image_shape`` or ``mask_threshold`` has the wrong type.
+    """
+    root = Path(path)
+    shape = check_image_shape(image_shape, allow_none=True)
+    color = check_color(color)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}; got {layout!r}.")
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {_SPLITS}; got {split!r}.")
+    if isinstance(mask_threshold, (bool, np.bool_)) or not isinstance(mask_threshold, numbers.Integral):
+        raise TypeError(f"mask_threshold must be an int in [0, 254]; got {type(mask_threshold).__name__}.")
+    if not 0 <= mask_threshold <= 254:
+        raise ValueError(f"mask_threshold must be an int in [0, 254]; got {mask_threshold!r}.")
+    if not root.exists():
+        raise FileNotFoundError(f"path not found: {root}")
+
+    if layout == "auto":
+        layout = _detect_layout(root, manifest)
+    if layout == "manifest":
+        csv_path = root if root.is_file() else root / manifest
+        if not csv_path.is_file():
+            raise FileNotFoundError(f"manifest file not found: {csv_path}")
+        records, has_masks = _manifest_records(csv_path)
+    elif layout == "mvtec":
+        records, has_masks = _mvtec_records(root, split), True
+    else:
+        records, has_masks = _kolektor_records(root, split), True
+    X, y, masks = load_records(records, shape, color, int(mask_threshold), has_masks=has_masks)
+    if return_paths:
+        return X, y, masks, np.array([str(r.image) for r in records])
+    return X, y, masks
