@@ -75,7 +75,7 @@ class SkdefectPluginManager:
             plugin_name = self._pm.register(plugin, name=name)
             if plugin_name is None:  # pluggy returns None for a blocked name
                 raise ValueError(f"plugin name {name!r} is blocked")
-            self._origins[plugin_name] = origin or f"plugin {plugin_name!r}"
+            self._origins[plugin_name] = origin or f"{plugin_name!r} (registered at run time)"
             self._tables = None
             return plugin_name
 
@@ -116,7 +116,7 @@ class SkdefectPluginManager:
             # Call each implementation on its own so that one raising hook is a
             # warning naming its plugin, and so that every name keeps its origin.
             for impl in hook.get_hookimpls():  # registration order: built-ins first
-                origin = self._origins.get(impl.plugin_name, f"plugin {impl.plugin_name!r}")
+                origin = self._origins.get(impl.plugin_name, repr(impl.plugin_name))
                 try:
                     contributed = impl.function()
                 except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,285 @@
+"""The two-stage network of the concentrated-loss paper (Wang et al. 2022, Table 1).
+
+Segmentation network (input 3 channels, all convs 3×3 with padding 1):
+
+====  ===================================  =========================================
+S1    2 × conv3×3, 16                      features ``f1`` at full resolution
+S2    max-pool 2
+S3    3 × conv3×3, 32                      ``f2`` at 1/2
+S4    max-pool 2
+S5    4 × conv3×3, 48                      ``f3`` at 1/4
+S6    max-pool 2
+S7    5 × conv3×3, 64                      ``f4`` at 1/8
+S8    transposed conv 1×1 / stride 1 → 1   ``e1 = S8(f1)``  (the "e-features", each
+S9    transposed conv 2×2 / stride 2 → 1   ``e2 = S9(f2)``   back at input resolution)
+S10   transposed conv 4×4 / stride 4 → 1   ``e3 = S10(f3)``
+S11   transposed conv 8×8 / stride 8 → 1   ``e4 = S11(f4)``
+S12   conv3×3, 2 → 1                       ``i1 = S12([e4, e3])``
+S13   conv3×3, 2 → 1                       ``i2 = S13([i1, e2])``
+S14   conv3×3, 2 → 1                       ``i3 = S14([i2, e1])``
+S15   conv3×3, 4 → 1                       ``logits = S15([e4, i1, i2, i3])``
+====  ===================================  =========================================
+
+Decision network (input: the 1-channel segmentation map): D1 conv1×1 512 · D2 max-pool 2 ·
+D3 conv5×5 128 · D4 max-pool 2 · D5 conv5×5 16 · D6 conv5×5 32 · D7 global max · D8 global
+mean · D9 concat (64) · D10 fully connected → 1 logit.
+
+Choices where the paper is silent (ours, documented here and in the class docstrings):
+
+* **Normalisation / activation.** Every backbone conv (S1, S3, S5, S7, D1, D3, D5, D6) is
+  conv → norm → ReLU, the norm chosen by ``norm`` (default batch norm); convs followed by a
+  norm have no bias. The 1-channel side and fusion layers S8–S15 are *linear* (conv with
+  bias, no norm, no activation): a ReLU on a single-channel map would discard all negative
+  evidence and a norm would erase the logit scale. S15 therefore outputs logits.
+* **S12–S14 wiring.** The paper says three 1-channel convs "integrate" the four e-features
+  and S15 fuses "the four integrated e-features". We read this as a coarse-to-fine cascade
+  (deepest e-feature first, each step adding the next finer one) and fuse the deepest
+  e-feature with the three integrated maps in S15.
+* **D10.** Table 1 prints 54 outputs; a binary decision needs one logit, so D10 is
+  ``Linear(64, 1)``.
+* **Decision input.** The decision net takes the segmentation *logits* and applies a
+  sigmoid inside (``input_sigmoid=True``), so it sees the probability map — "the
+  segmentation result" of the paper — while every caller passes logits.
+* **Initialisation.** Kaiming-normal (He) instead of the paper's "standard normal"
+  initialisation, which explodes activations in a 19-layer plain network; the final
+  linear layer D10 starts small (``N(0, 0.01²)``) so initial decision logits are near 0.
+* **Two-stage coupling.** Wang et al. train the segmentation net first and then freeze
+  it; :class:`Wang2022TwoStage` therefore detaches the segmentation map before the
+  decision net (``detach=True``), so decision-loss gradients never reach S1–S15.
+
+Parameter counts at width 1 (3-channel input, batch norm): segmentation net 283,298
+(paper-scale 0.28 M), decision net 1,704,353 (1.7 M). Cost at 3×640×232: ≈4.8 GFLOP
+(segmentation) and ≈123 GFLOP (decision, dominated by D3 at half resolution).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._common import check_channels, check_divisible, check_norm, check_width, init_weights, make_norm, scaled
+
+__all__ = ["Wang2022SegmentationNet", "Wang2022DecisionNet", "Wang2022TwoStage"]
+
+# (number of convs, channels) of S1, S3, S5, S7
+_SEG_STAGES: tuple[tuple[int, int], ...] = ((2, 16), (3, 32), (4, 48), (5, 64))
+
+
+def _conv_norm_relu(c_in: int, c_out: int, kernel: int, norm: str) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=norm == "none"),
+        make_norm(norm, c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class Wang2022SegmentationNet(nn.Module):
+    """Segmentation sub-network of Table 1 (S1–S15): image → pixel logits at input resolution.
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+        Channels of the input image.
+    width : float, default=1.0
+        Channel multiplier: each backbone stage has ``max(1, round(c · width))`` channels
+        (16, 32, 48, 64 at width 1). The 1-channel side/fusion layers are not scaled.
+    norm : {"batch", "instance", "none"}, default="batch"
+        Normalisation after each backbone conv (conv → norm → ReLU). The paper names none.
+
+    Attributes
+    ----------
+    input_divisor : int
+        8: the input's height and width must be multiples of it (three 2× max-pools).
+    stages : torch.nn.ModuleList
+        S1, S3, S5, S7 (conv blocks).
+    side : torch.nn.ModuleList
+        S8–S11, the transposed convs that bring each stage's features back to input
+        resolution as 1-channel "e-features".
+    integrate : torch.nn.ModuleList
+        S12–S14, 3×3 convs 2 → 1 (coarse-to-fine cascade, see the module docstring).
+    fuse : torch.nn.Conv2d
+        S15, 3×3 conv 4 → 1 producing the logits.
+
+    Notes
+    -----
+    ``forward(x)`` takes ``(n, in_channels, H, W)`` with H, W divisible by 8 and returns the
+    pixel logits ``(n, 1, H, W)``; other sides raise a ValueError naming the input shape.
+    """
+
+    input_divisor: int = 8
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
+        super().__init__()
+        self.in_channels = int(in_channels)
+        self.width = check_width(width)
+        self.norm = check_norm(norm)
+        self.stages = nn.ModuleList()
+        self.side = nn.ModuleList()
+        c_prev = self.in_channels
+        for i, (n_convs, channels) in enumerate(_SEG_STAGES):
+            c = scaled(channels, self.width)
+            layers: list[nn.Module] = []
+            for j in range(n_convs):
+                layers += _conv_norm_relu(c_prev if j == 0 else c, c, 3, self.norm)
+            self.stages.append(nn.Sequential(*layers))
+            factor = 2**i
+            self.side.append(nn.ConvTranspose2d(c, 1, kernel_size=factor, stride=factor))
+            c_prev = c
+        self.pool = nn.MaxPool2d(2)
+        self.integrate = nn.ModuleList(nn.Conv2d(2, 1, 3, padding=1) for _ in range(3))
+        self.fuse = nn.Conv2d(4, 1, 3, padding=1)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, in_channels, H, W)
+            H and W multiples of 8.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, 1, H, W)
+            Logits of P(defect) per pixel.
+        """
+        check_divisible(x, self.input_divisor, type(self).__name__)
+        check_channels(x, self.in_channels, type(self).__name__)
+        e_features = []
+        h = x
+        for i, (stage, side) in enumerate(zip(self.stages, self.side, strict=True)):
+            if i:
+                h = self.pool(h)
+            h = stage(h)
+            e_features.append(side(h))
+        e1, e2, e3, e4 = e_features
+        i1 = self.integrate[0](torch.cat([e4, e3], dim=1))
+        i2 = self.integrate[1](torch.cat([i1, e2], dim=1))
+        i3 = self.integrate[2](torch.cat([i2, e1], dim=1))
+        return self.fuse(torch.cat([e4, i1, i2, i3], dim=1))
+
+
+class Wang2022DecisionNet(nn.Module):
+    """Decision sub-network of Table 1 (D1–D10): segmentation map → image logit.
+
+    Parameters
+    ----------
+    width : float, default=1.0
+        Channel multiplier (512, 128, 16, 32 at width 1).
+    norm : {"batch", "instance", "none"}, default="batch"
+        Normalisation after D1, D3, D5, D6 (conv → norm → ReLU).
+    input_sigmoid : bool, default=True
+        Apply a sigmoid to the input first: the net is fed segmentation *logits* and
+        sees the probability map. False feeds the input as given.
+
+    Notes
+    -----
+    ``forward(seg)`` takes ``(n, 1, H, W)`` (any H, W ≥ 4) and returns the decision
+    logits ``(n,)``. D10 has one output (Table 1 prints 54, a binary decision needs one).
+    """
+
+    def __init__(self, width: float = 1.0, norm: str = "batch", input_sigmoid: bool = True) -> None:
+        super().__init__()
+        self.width = check_width(width)
+        self.norm = check_norm(norm)
+        self.input_sigmoid = bool(input_sigmoid)
+        c1, c3, c5, c6 = (scaled(c, self.width) for c in (512, 128, 16, 32))
+        self.features = nn.Sequential(
+            *_conv_norm_relu(1, c1, 1, self.norm),  # D1
+            nn.MaxPool2d(2),  # D2
+            *_conv_norm_relu(c1, c3, 5, self.norm),  # D3
+            nn.MaxPool2d(2),  # D4
+            *_conv_norm_relu(c3, c5, 5, self.norm),  # D5
+            *_conv_norm_relu(c5, c6, 5, self.norm),  # D6
+        )
+        self.fc = nn.Linear(2 * c6, 1)  # D10 (after D7 max, D8 mean, D9 concat)
+        init_weights(self)
+        nn.init.normal_(self.fc.weight, 0.0, 0.01)
+
+    def forward(self, seg: torch.Tensor) -> torch.Tensor:
+        """Decision logits.
+
+        Parameters
+        ----------
+        seg : torch.Tensor of shape (n, 1, H, W)
+            Segmentation logits (probabilities when ``input_sigmoid=False``).
+
+        Returns
+        -------
+        torch.Tensor of shape (n,)
+        """
+        if seg.dim() != 4 or seg.shape[1] != 1 or min(seg.shape[-2:]) < 4:
+            raise ValueError(
+                f"{type(self).__name__} expects a 1-channel map (n, 1, H, W) with H, W >= 4, "
+                f"got input of shape {tuple(seg.shape)}"
+            )
+        h = seg.sigmoid() if self.input_sigmoid else seg
+        h = self.features(h)
+        pooled = torch.cat([h.amax(dim=(2, 3)), h.mean(dim=(2, 3))], dim=1)  # D7, D8, D9
+        return self.fc(pooled).squeeze(1)
+
+
+class Wang2022TwoStage(nn.Module):
+    """Segmentation net + decision net of Wang et al. 2022 (Table 1), trained sequentially.
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+        Channels of the input image.
+    width : float, default=1.0
+        Channel multiplier of both sub-networks (1.0 is the paper's network).
+    norm : {"batch", "instance", "none"}, default="batch"
+        Normalisation of the backbone convs of both sub-networks.
+    detach : bool, default=True
+        Detach the segmentation logits before the decision net, so the decision loss
+        never reaches the segmentation net (the paper trains it first, then freezes it).
+
+    Attributes
+    ----------
+    segmentation : Wang2022SegmentationNet
+    decision : Wang2022DecisionNet
+    input_divisor : int
+        8.
+    seg_downsample : int
+        1: the segmentation logits are at input resolution.
+    schedule : str
+        ``"sequential"``: segmentation stage, then decision stage on the frozen
+        segmentation net (read by :class:`skdefect.training.TwoStageNet`).
+
+    Notes
+    -----
+    ``forward(x)`` takes ``(n, in_channels, H, W)`` (H, W multiples of 8) and returns
+    ``(seg_logits (n, 1, H, W), decision_logit (n,))``; ``segment(x)`` returns the
+    segmentation logits alone (skips the costly decision net).
+    """
+
+    input_divisor: int = 8
+    seg_downsample: int = 1
+    schedule: str = "sequential"
+
+    def __init__(
+        self, in_channels: int = 3, width: float = 1.0, norm: str = "batch", detach: bool = True
+    ) -> None:
+        super().__init__()
+        self.segmentation = Wang2022SegmentationNet(in_channels=in_channels, width=width, norm=norm)
+        self.decision = Wang2022DecisionNet(width=width, norm=norm, input_sigmoid=True)
+        self.detach = bool(detach)
+
+    def segment(self, x: torch.Tensor) -> torch.Tensor:
+        """Segmentation logits ``(n, 1, H, W)`` alone."""
+        return self.segmentation(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segmentation logits and decision logit.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, in_channels, H, W)
+
+        Returns
+        -------
+        seg_logits : torch.Tensor of shape (n, 1, H, W)
+        decision_logit : torch.Tensor of shape (n,)
+        """
+        seg = self.segmentation(x)
+        return seg, self.decision(seg.detach() if self.detach else seg)
