@@ -241,6 +241,9 @@ class PatchDiscriminator(nn.Module):
         self.layer5 = nn.Conv2d(c4, c5, 4, stride=1, padding=1, bias=bias)
         init_weights(self, negative_slope=_LEAK)
 
+    #: smallest input side with a non-empty patch map
+    min_side: int = 24
+
     @staticmethod
     def output_side(side: int) -> int:
         """Side of the patch map for an input side ``side``."""

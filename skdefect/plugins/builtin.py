@@ -32,11 +32,16 @@ def dice_ce(dice_weight: float = 0.95) -> LossFn:
     return partial(losses.dice_ce_loss, dice_weight=dice_weight)
 
 
-def dice() -> LossFn:
-    """Soft Dice loss per image."""
+def dice_on_logits(logits: Any, target: Any) -> Any:
+    """Soft Dice loss per image, from logits."""
     from .. import losses
 
-    return lambda logits, target: losses.dice_loss(logits.sigmoid(), target)
+    return losses.dice_loss(logits.sigmoid(), target)
+
+
+def dice() -> LossFn:
+    """Soft Dice loss per image."""
+    return dice_on_logits
 
 
 def bce() -> LossFn:
@@ -53,15 +58,20 @@ def focal(gamma: float = 2.0) -> LossFn:
     return partial(losses.focal_loss, gamma=gamma)
 
 
-def _plain(name: str) -> Callable[[], LossFn]:
-    def factory() -> LossFn:
+class _Plain:
+    """Factory returning a :mod:`skdefect.losses` function itself (picklable, unlike a closure)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"The :func:`skdefect.losses.{name}` function itself."
+
+    def __call__(self) -> LossFn:
         from .. import losses
 
-        return getattr(losses, name)
+        return getattr(losses, self.name)
 
-    factory.__name__ = name
-    factory.__doc__ = f"The :func:`skdefect.losses.{name}` function itself."
-    return factory
+    def __repr__(self) -> str:
+        return f"<loss factory skdefect.losses.{self.name}>"
 
 
 @hookimpl
@@ -72,13 +82,13 @@ def skdefect_register_losses() -> dict[str, Callable[..., LossFn]]:
         "dice": dice,
         "bce": bce,
         "focal": focal,
-        "l1": _plain("l1_reconstruction_loss"),
-        "patch": _plain("patch_loss"),
-        "latent": _plain("latent_loss"),
-        "abc": _plain("abc_loss"),
-        "lsgan_discriminator": _plain("lsgan_discriminator_loss"),
-        "lsgan_generator": _plain("lsgan_generator_loss"),
-        "anomaly_adversarial": _plain("anomaly_adversarial_loss"),
+        "l1": _Plain("l1_reconstruction_loss"),
+        "patch": _Plain("patch_loss"),
+        "latent": _Plain("latent_loss"),
+        "abc": _Plain("abc_loss"),
+        "lsgan_discriminator": _Plain("lsgan_discriminator_loss"),
+        "lsgan_generator": _Plain("lsgan_generator_loss"),
+        "anomaly_adversarial": _Plain("anomaly_adversarial_loss"),
     }
 
 
@@ -110,27 +120,32 @@ def skdefect_register_samplers() -> dict[str, Callable[..., Any]]:
     return {"uniform": uniform, "balanced": balanced, "kmeans": kmeans}
 
 
-def _network(module_name: str, cls_name: str, doc: str) -> Callable[..., Any]:
-    def factory(in_channels: int = 3, width: float = 1.0, **kwargs: Any) -> Any:
+class _Network:
+    """Factory building ``skdefect.nn.<module>.<cls>`` (picklable, so estimators pickle)."""
+
+    def __init__(self, module_name: str, cls_name: str, doc: str) -> None:
+        self.module_name, self.cls_name = module_name, cls_name
+        self.__doc__ = doc
+
+    def __call__(self, in_channels: int = 3, width: float = 1.0, **kwargs: Any) -> Any:
         import importlib
 
         from .manager import call_with_accepted
 
-        cls = getattr(importlib.import_module(f"skdefect.nn.{module_name}"), cls_name)
+        cls = getattr(importlib.import_module(f"skdefect.nn.{self.module_name}"), self.cls_name)
         return call_with_accepted(cls, in_channels=in_channels, width=width, **kwargs)
 
-    factory.__name__ = cls_name
-    factory.__doc__ = doc
-    return factory
+    def __repr__(self) -> str:
+        return f"<network factory skdefect.nn.{self.module_name}.{self.cls_name}>"
 
 
 @hookimpl
 def skdefect_register_backbones() -> dict[str, Callable[..., Any]]:
     return {
-        "wang2022": _network("wang2022", "Wang2022TwoStage", "Table 1 of the concentrated-loss paper."),
-        "segdec": _network("segdec", "SegDecNet", "Božič et al. 2021 SegDecNet (mixed supervision)."),
-        "unet_generator": _network("gan", "UNetGenerator", "The dual-discriminator GAN's U-Net generator."),
-        "patch_discriminator": _network(
+        "wang2022": _Network("wang2022", "Wang2022TwoStage", "Table 1 of the concentrated-loss paper."),
+        "segdec": _Network("segdec", "SegDecNet", "Božič et al. 2021 SegDecNet (mixed supervision)."),
+        "unet_generator": _Network("gan", "UNetGenerator", "The dual-discriminator GAN's U-Net generator."),
+        "patch_discriminator": _Network(
             "gan", "PatchDiscriminator", "The dual-discriminator GAN's patch discriminator."
         ),
     }

@@ -1,0 +1,153 @@
+"""What both detectors share: the sklearn binary-detector contract, devices, seeding."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import average_precision_score
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import ImageData, check_image_shape_matches, check_images
+
+__all__ = ["BaseDefectDetector", "resolve_device", "seeded", "f1_max_threshold"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as torch reads it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
+    return dev
+
+
+def resolve_image_size(
+    image_size: Any, images: ImageData, divisor: int, min_side: int | None = None
+) -> tuple[int, int]:
+    """The (h, w) the network sees: ``image_size`` or the input's, which must suit the network.
+
+    Sides must be multiples of ``divisor`` and at least ``min_side`` (default ``divisor``).
+    """
+    low = max(divisor, min_side or divisor)
+    if image_size is None:
+        size = (images.height, images.width)
+        if size[0] % divisor or size[1] % divisor or min(size) < low:
+            hint = tuple(max(low, -(-s // divisor) * divisor) for s in size)
+            raise ValueError(
+                f"X has images of {size[0]}x{size[1]} pixels, but the network needs sides divisible by "
+                f"{divisor} and at least {low}; set image_size (e.g. image_size={hint})"
+            )
+        return size
+    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+    if len(size) != 2 or any(not isinstance(s, (int, np.integer)) or s % divisor or s < low for s in size):
+        raise ValueError(
+            f"image_size must be an int or (height, width) with sides that are multiples of {divisor} "
+            f"and at least {low}, got {image_size!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
+@contextlib.contextmanager
+def seeded(random_state: Any) -> Iterator[int]:
+    """Seed torch (CPU and CUDA) inside the block without touching the caller's RNG state."""
+    if isinstance(random_state, (int, np.integer)):
+        seed = int(random_state)
+    else:  # None or a RandomState: draw a seed from it, as sklearn estimators do
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield seed
+
+
+def f1_max_threshold(scores: np.ndarray, y: np.ndarray) -> float:
+    """The score threshold maximising F1 on (training) data: midway to the next lower score."""
+    order = np.argsort(-scores, kind="stable")
+    s, t = scores[order], y[order]
+    tp = np.cumsum(t)
+    fp = np.cumsum(1 - t)
+    f1 = 2 * tp / (tp + fp + t.sum())
+    distinct = np.r_[s[1:] != s[:-1], True]  # a threshold can only sit between distinct scores
+    f1 = np.where(distinct, f1, -1)
+    k = int(np.argmax(f1))
+    return float(s[k] if k + 1 == len(s) else (s[k] + s[k + 1]) / 2)
+
+
+class BaseDefectDetector(ClassifierMixin, BaseEstimator):
+    """One contract for both detectors (see the table in the user guide).
+
+    Subclasses implement ``_fit`` and ``_decision_scores(images) -> ndarray`` and
+    set ``threshold_``; this class gives ``predict``, ``predict_proba``,
+    ``decision_function``, ``score_samples`` and ``score``.
+    """
+
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.non_deterministic = False
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    # -- shared helpers -------------------------------------------------------------
+    def _check_predict_images(self, X: Any) -> ImageData:
+        check_is_fitted(self, "threshold_")
+        images = check_images(X, image_shape=getattr(self, "image_shape", None), arg="X")
+        check_image_shape_matches(images, self.input_shape_, arg="X")
+        return images
+
+    def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """P(defect) from decision scores; subclasses define the monotone map."""
+        raise NotImplementedError
+
+    # -- the public contract --------------------------------------------------------
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Defect score per image: higher = more defective.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+            Images of the shape seen at fit.
+
+        Returns
+        -------
+        scores : ndarray of shape (n,)
+        """
+        return self._decision_scores(self._check_predict_images(X))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """sklearn's normality score: the negated :meth:`decision_function` (higher = more normal)."""
+        return -self.decision_function(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities of the classes ``[0, 1]``; column 1 is P(defect).
+
+        Returns
+        -------
+        proba : ndarray of shape (n, 2)
+        """
+        p1 = self._proba_from_scores(self.decision_function(X))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """0 = normal, 1 = defective, by comparing the score with ``threshold_``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n,) and dtype int64
+        """
+        return (self.decision_function(X) >= self.threshold_).astype(np.int64)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Average precision of the defect class (step-wise, sklearn's ``average_precision_score``)."""
+        from ._validation import check_labels
+
+        scores = self.decision_function(X)
+        y = check_labels(y, len(scores), arg="y")
+        return float(average_precision_score(y, scores, sample_weight=sample_weight))

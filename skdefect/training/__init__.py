@@ -1,0 +1,6 @@
+"""skorch nets and the batch pipeline (no scikit-learn here)."""
+
+from .base import BatchIterator, DefectNetBase, ImageBatchSource
+from .two_stage import TwoStageNet
+
+__all__ = ["BatchIterator", "DefectNetBase", "ImageBatchSource", "TwoStageNet"]

@@ -1,0 +1,151 @@
+"""The two-stage schedule as a skorch net: segmentation stage, then decision stage.
+
+Backbone contract (see :func:`skdefect.plugins.hookspecs.skdefect_register_backbones`):
+the module has submodules ``segmentation`` and ``decision``, ``forward(x) ->
+(seg_logits, decision_logit)``, optionally ``segment(x) -> seg_logits`` (runs the
+segmentation part alone), and a ``schedule`` attribute. For the sequential schedule
+``decision(seg_logits)`` gives the decision logit from the segmentation logits.
+
+``"sequential"`` (Wang et al. 2022)
+    epochs ``[0, seg_epochs)`` train the segmentation net with the pixel loss; the
+    remaining epochs freeze it (eval mode, no gradient) and train the decision net
+    with BCE on the image label.
+``"joint"`` (Božič et al. 2021, SegDecNet)
+    every step trains both heads: ``w_seg·L_seg + w_dec·L_dec`` with the dynamic
+    balancing ``w_seg = 1 − e/E``, ``w_dec = δ·e/E`` (e the epoch, E the epoch
+    count); the backbone itself stops decision gradients reaching the segmentation
+    net.
+
+Mixed supervision: the pixel loss of an image whose mask is unknown
+(``mask_known == False``, a positive without a usable mask) is dropped; its label
+still trains the decision net.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .base import DefectNetBase
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def segmentation_target(mask: torch.Tensor, seg_logits: torch.Tensor, dilation: int = 0) -> torch.Tensor:
+    """The pixel target at the resolution of ``seg_logits``.
+
+    The mask is optionally dilated (SegDecNet's recipe), then area-averaged down to
+    the segmentation map's size, which gives a soft target when the map is coarser
+    than the image.
+    """
+    if dilation > 1:
+        h, w = mask.shape[-2:]
+        mask = F.max_pool2d(mask, dilation, stride=1, padding=dilation // 2)[..., :h, :w]
+    if mask.shape[-2:] != seg_logits.shape[-2:]:
+        mask = F.interpolate(mask, size=seg_logits.shape[-2:], mode="area")
+    return mask
+
+
+def masked_mean(values: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` over the samples where ``keep`` is true (0 when none)."""
+    if keep is None:
+        return values.mean()
+    keep = keep.to(values.dtype)
+    return (values * keep).sum() / keep.sum().clamp_min(1.0)
+
+
+class TwoStageNet(DefectNetBase):
+    """skorch net for a two-stage (segmentation + decision) backbone.
+
+    Extra parameters (beyond skorch's ``NeuralNet``): ``seg_loss`` (a per-sample
+    pixel loss), ``seg_epochs`` (length of the segmentation stage of the sequential
+    schedule), ``dec_weight`` (δ of the joint schedule), ``mask_dilation``.
+    ``max_epochs`` is the total epoch count.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        seg_loss: LossFn | None = None,
+        seg_epochs: int = 0,
+        dec_weight: float = 1.0,
+        mask_dilation: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.seg_loss = seg_loss
+        self.seg_epochs = seg_epochs
+        self.dec_weight = dec_weight
+        self.mask_dilation = mask_dilation
+
+    def initialize_optimizer(self, *args: Any, **kwargs: Any) -> TwoStageNet:
+        seg_params = [p for p in self.module_.segmentation.parameters() if p.requires_grad]
+        seen = {id(p) for p in seg_params}
+        dec_params = [p for p in self.module_.parameters() if id(p) not in seen and p.requires_grad]
+        opt_kwargs = self.get_params_for("optimizer")
+        opt_kwargs.setdefault("lr", self.lr)
+        self.optimizer_ = self.optimizer(seg_params, **opt_kwargs)
+        self.optimizer_decision_ = self.optimizer(dec_params, **opt_kwargs)
+        return self
+
+    @property
+    def schedule(self) -> str:
+        return getattr(self.module_, "schedule", "sequential")
+
+    def _segment(self, x: torch.Tensor) -> torch.Tensor:
+        seg = getattr(self.module_, "segment", None)
+        return seg(x) if seg is not None else self.module_(x)[0]
+
+    def _seg_loss(self, seg_logits: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = segmentation_target(extras["mask"], seg_logits, self.mask_dilation)
+        per_sample = self.seg_loss(seg_logits.float(), target)
+        return masked_mean(per_sample, extras.get("mask_known"))
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        x, extras = self.augment_batch(batch)
+        epoch = len(self.history) - 1  # the current epoch's row is already in the history
+        self.module_.train()
+        if self.schedule == "joint":
+            return self._joint_step(x, extras, epoch)
+        if epoch < self.seg_epochs:
+            return self._segmentation_step(x, extras)
+        return self._decision_step(x, extras)
+
+    def _segmentation_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor]) -> dict[str, Any]:
+        self.optimizer_.zero_grad(set_to_none=True)
+        with self.autocast():
+            seg_logits = self._segment(x)
+        loss = self._seg_loss(seg_logits, extras)
+        loss.backward()
+        self.optimizer_.step()
+        return {"loss": loss, "terms": {"seg_loss": loss}}
+
+    def _decision_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor]) -> dict[str, Any]:
+        self.module_.segmentation.eval()  # frozen: batch statistics are not updated
+        self.optimizer_decision_.zero_grad(set_to_none=True)
+        with torch.no_grad(), self.autocast():  # the frozen net needs no autograd graph
+            seg_logits = self._segment(x)
+        with self.autocast():
+            logit = self.module_.decision(seg_logits)
+        loss = F.binary_cross_entropy_with_logits(logit.float(), extras["y"])
+        loss.backward()
+        self.optimizer_decision_.step()
+        return {"loss": loss, "terms": {"dec_loss": loss}}
+
+    def _joint_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
+        share = epoch / max(self.max_epochs, 1)
+        w_seg, w_dec = 1.0 - share, self.dec_weight * share
+        self.optimizer_.zero_grad(set_to_none=True)
+        self.optimizer_decision_.zero_grad(set_to_none=True)
+        with self.autocast():
+            seg_logits, logit = self.module_(x)
+        seg_loss = self._seg_loss(seg_logits, extras)
+        dec_loss = F.binary_cross_entropy_with_logits(logit.float(), extras["y"])
+        loss = w_seg * seg_loss + w_dec * dec_loss
+        loss.backward()
+        self.optimizer_.step()
+        self.optimizer_decision_.step()
+        return {"loss": loss, "terms": {"seg_loss": seg_loss, "dec_loss": dec_loss}}

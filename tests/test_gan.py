@@ -1,0 +1,156 @@
+"""DualDiscriminatorGANDetector: quality, one-class mode, the sklearn contract, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+from skdefect.gan import DualDiscriminatorGANDetector
+
+FAST = dict(width=0.5, epochs=2, batch_size=32, image_size=32, random_state=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """sklearn's 8x8 digits: 0 is normal, every other digit anomalous (upsampled to 32x32 by the net)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = (d.images / 16.0).astype(np.float32)
+    y = (d.target != 0).astype(np.int64)
+    rng = np.random.default_rng(0)
+    normal, anomalous = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    rng.shuffle(normal)
+    rng.shuffle(anomalous)
+    train = np.r_[normal[:120], anomalous[:120]]
+    test = np.r_[normal[120:], anomalous[120:420]]
+    return X[train], y[train], X[test], y[test]
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, y, *_ = digits
+    return DualDiscriminatorGANDetector(width=1.0, epochs=15, batch_size=16, image_size=32, random_state=0,
+                                        device="cpu").fit(X, y)
+
+
+def test_full_model_separates_anomalies(fitted, digits):
+    *_, X_te, y_te = digits
+    assert roc_auc_score(y_te, fitted.decision_function(X_te)) >= 0.9
+
+
+def test_sklearn_contract(fitted, digits):
+    *_, X_te, y_te = digits
+    scores = fitted.decision_function(X_te)
+    np.testing.assert_array_equal(fitted.classes_, [0, 1])
+    np.testing.assert_allclose(fitted.score_samples(X_te), -scores)
+    proba = fitted.predict_proba(X_te)
+    assert proba.shape == (len(X_te), 2)
+    order = np.argsort(scores)
+    assert np.all(np.diff(proba[order, 1]) >= 0)
+    np.testing.assert_array_equal(fitted.predict(X_te), (scores >= fitted.threshold_).astype(int))
+    maps = fitted.anomaly_map(X_te[:4])
+    assert maps.shape == (4, 8, 8) and (maps >= 0).all()
+    assert set(fitted.n_parameters_) == {"generator", "disc_normal", "disc_anomalous"}
+    assert not fitted.one_class_
+    row = fitted.net_.history[-1]
+    for term in ("d_normal", "d_anomalous", "g_l1", "g_patch", "g_latent", "g_adv", "g_anomaly_adv", "g_abc"):
+        assert np.isfinite(fitted.net_.history[:, "train_" + term]).all() if term in row else True
+    logged = set().union(*[set(r) for r in fitted.net_.history])
+    assert {"train_g_l1", "train_g_abc", "train_d_anomalous", "train_g_anomaly_adv"} <= logged
+    assert len(fitted.sampler_indices_) == 240  # k-means sampling: 120 normals + 120 anomalies
+
+
+def test_one_class_mode(digits):
+    X, y, X_te, y_te = digits
+    det = DualDiscriminatorGANDetector(**FAST).fit(X[y == 0])
+    assert det.one_class_
+    assert set(det.n_parameters_) == {"generator", "disc_normal"}
+    logged = set().union(*[set(r) for r in det.net_.history])
+    assert "train_g_abc" not in logged and "train_d_anomalous" not in logged
+    assert det.decision_function(X_te).shape == (len(X_te),)
+
+
+def test_patch_score_and_contamination(digits):
+    X, y, X_te, _ = digits
+    det = DualDiscriminatorGANDetector(score="patch", patch_size=8, patch_stride=4, top_n=3,
+                                       contamination=0.1, **FAST).fit(X[y == 0])
+    train_scores = det.decision_function(X[y == 0])
+    assert np.mean(train_scores >= det.threshold_) == pytest.approx(0.1, abs=0.02)
+
+
+def test_determinism_pickle_clone(digits):
+    X, y, X_te, _ = digits
+    a = DualDiscriminatorGANDetector(**FAST).fit(X, y)
+    b = DualDiscriminatorGANDetector(**FAST).fit(X, y)
+    np.testing.assert_array_equal(a.decision_function(X_te), b.decision_function(X_te))
+    restored = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(restored.decision_function(X_te), a.decision_function(X_te))
+    c = clone(a).set_params(w_abc=1.5)
+    assert c.w_abc == 1.5 and not hasattr(c, "net_")
+
+
+@pytest.mark.parametrize("scoring", ["roc_auc", "average_precision"])
+def test_grid_search_over_loss_weights(digits, scoring):
+    X, y, *_ = digits
+    search = GridSearchCV(
+        DualDiscriminatorGANDetector(width=0.5, epochs=1, image_size=32, random_state=0, device="cpu",
+                                     patch_size=8, patch_stride=4),
+        {"w_patch": [0.5, 1.5], "w_abc": [0.5]},
+        scoring=scoring,
+        cv=StratifiedKFold(2, shuffle=True, random_state=0),
+    )
+    search.fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"w_recon": -1.0}, "w_recon"),
+        ({"score": "latent"}, "score"),
+        ({"generator": "nope"}, "unknown backbone 'nope'"),
+        ({"sampler": "nope"}, "unknown sampler 'nope'"),
+        ({"image_size": 20}, "image_size"),
+        ({"image_size": 16}, "at least 24"),  # the discriminator's patch map would be empty
+        ({"contamination": 0.9}, "contamination"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_invalid_hyperparameters(digits, params, match):
+    X, y, *_ = digits
+    det = DualDiscriminatorGANDetector(**{**FAST, **params})
+    with pytest.raises(ValueError, match=match):
+        det.fit(X[:20], y[:20])
+    assert not hasattr(det, "net_")
+
+
+def test_image_side_the_generator_cannot_take_is_refused(digits):
+    X, y, *_ = digits
+    with pytest.raises(ValueError, match="image_size"):
+        DualDiscriminatorGANDetector(**{**FAST, "image_size": None}).fit(X[:20], y[:20])
+
+
+def test_only_anomalies_is_refused(digits):
+    X, y, *_ = digits
+    with pytest.raises(ValueError, match="normal"):
+        DualDiscriminatorGANDetector(**FAST).fit(X[y == 1][:10], np.ones(10, int))
+
+
+def test_abc_loss_pushes_anomalies_away(digits):
+    """With ABC (and the anomaly adversarial loss) the generator reconstructs anomalies worse."""
+    X, y, *_ = digits
+    kw = {**FAST, "epochs": 6, "width": 1.0}
+    with_abc = DualDiscriminatorGANDetector(w_abc=1.5, w_anomaly_adv=1.0, **kw).fit(X, y)
+    without = DualDiscriminatorGANDetector(w_abc=0.0, w_anomaly_adv=0.0, **kw).fit(X, y)
+
+    def gap(det):
+        s = det.decision_function(X)
+        return s[y == 1].mean() - s[y == 0].mean()
+
+    assert gap(with_abc) > gap(without)
