@@ -26,6 +26,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(
         n_samples=args.n_samples,
         image_size=args.image_size,
+        textures=tuple(t.strip() for t in args.textures.split(",") if t.strip()),
         out_dir=args.out,
         device=args.device,
         random_state=args.random_state,
@@ -53,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generates textured surfaces with synthetic defects (scikit-image textures), "
         "trains the detectors that are available and prints image-level metrics on a held-out split.",
     )
-    p.add_argument("--n-samples", type=int, default=240, help="images to generate (default: 240)")
-    p.add_argument("--image-size", type=int, default=64, help="side of the square images (default: 64)")
+    p.add_argument("--n-samples", type=int, default=300, help="images to generate (default: 300)")
+    p.add_argument("--image-size", type=int, default=48, help="side of the square images (default: 48)")
+    p.add_argument(
+        "--textures", default="brick",
+        help="comma-separated scikit-image textures out of brick, grass, gravel (default: brick)",
+    )
     p.add_argument("--out", default="skdefect-demo", help="folder for the outputs (default: ./skdefect-demo)")
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' (default: auto)")
     p.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")

@@ -45,22 +45,25 @@ def _detectors(image_size: int, device: str, random_state: int) -> dict[str, Any
 
     found: dict[str, Any] = {
         "ConcentratedTwoStageDetector": ConcentratedTwoStageDetector(
-            width=0.5, seg_epochs=12, dec_epochs=8, batch_size=8, device=device, random_state=random_state
+            width=0.5, dice_weight=0.5, seg_epochs=15, dec_epochs=4, batch_size=8, device=device,
+            random_state=random_state,
         )
     }
     try:
         from .gan import DualDiscriminatorGANDetector
     except ImportError:  # not built yet
         return found
+    side = max(32, -(-image_size // 16) * 16)  # the generator takes multiples of 16
     found["DualDiscriminatorGANDetector"] = DualDiscriminatorGANDetector(
-        width=1.0, epochs=15, batch_size=16, image_size=image_size, device=device, random_state=random_state
+        width=1.0, epochs=15, batch_size=16, image_size=side, device=device, random_state=random_state
     )
     return found
 
 
 def run(
-    n_samples: int = 240,
-    image_size: int = 64,
+    n_samples: int = 300,
+    image_size: int = 48,
+    textures: tuple[str, ...] = ("brick",),
     out_dir: str | Path = "skdefect-demo",
     device: str = "auto",
     random_state: int = 0,
@@ -77,14 +80,15 @@ def run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     X, y, masks = make_surface_defects(
-        n_samples=n_samples, image_shape=(image_size, image_size), random_state=random_state
+        n_samples=n_samples, image_shape=(image_size, image_size), textures=textures, difficulty="easy",
+        random_state=random_state,
     )
     X_tr, X_te, y_tr, y_te, m_tr, m_te = train_test_split(
         X, y, masks, test_size=0.3, stratify=y, random_state=random_state
     )
     print(
         f"skdefect demo: {len(X_tr)} training / {len(X_te)} test images of {image_size}x{image_size} "
-        f"(synthetic defects on scikit-image textures; {int(y.sum())} defective)"
+        f"(synthetic defects on scikit-image's {'/'.join(textures)} texture; {int(y.sum())} defective)"
     )
     results: dict[str, dict[str, float]] = {}
     for name, det in _detectors(image_size, device, random_state).items():

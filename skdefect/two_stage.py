@@ -70,6 +70,12 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         each training minibatch, image and mask alike. Not in the paper; surface
         defects have no preferred orientation, and on small training sets it is
         the difference between memorising and generalising.
+    norm : {"batch", "instance", "none"}, default="batch"
+        Normalisation after each convolution of the networks that accept it; the
+        paper names none. Measured on 200 synthetic 48×48 training images (test AP,
+        seeds 0/1): brick texture, batch 0.952/0.950 vs instance 0.942/0.884; on
+        the three-texture mix instance norm did better (+0.06 to +0.1, one seed).
+        Batch norm stays the default until the Magnetic tile benchmark decides.
     seg_epochs : int, default=30
         Epochs of the segmentation stage (paper: 200).
     dec_epochs : int, default=15
@@ -124,6 +130,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         "sampler": [str],
         "width": [Interval(Real, 0, None, closed="neither")],
         "augment": ["boolean"],
+        "norm": [StrOptions({"batch", "instance", "none"})],
         "seg_epochs": [Interval(Integral, 0, None, closed="left")],
         "dec_epochs": [Interval(Integral, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -147,6 +154,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         sampler: str = "balanced",
         width: float = 1.0,
         augment: bool = True,
+        norm: str = "batch",
         seg_epochs: int = 30,
         dec_epochs: int = 15,
         lr: float = 1e-3,
@@ -166,6 +174,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         self.sampler = sampler
         self.width = width
         self.augment = augment
+        self.norm = norm
         self.seg_epochs = seg_epochs
         self.dec_epochs = dec_epochs
         self.lr = lr
@@ -222,7 +231,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         mask_known = (y == 0) | masks.any(axis=(1, 2))
 
         with seeded(self.random_state) as seed:
-            module = call_with_accepted(backbone_factory, in_channels=images.channels, width=self.width)
+            module = call_with_accepted(
+                backbone_factory, in_channels=images.channels, width=self.width, norm=self.norm
+            )
             for part in ("segmentation", "decision"):
                 if not isinstance(getattr(module, part, None), torch.nn.Module):
                     raise ValueError(
