@@ -15,7 +15,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import ImageData, check_image_shape_matches, check_images
 
-__all__ = ["BaseDefectDetector", "resolve_device", "seeded", "f1_max_threshold"]
+__all__ = [
+    "BaseDefectDetector",
+    "f1_max_threshold",
+    "resolve_device",
+    "resolve_image_size",
+    "resolve_precision",
+    "seeded",
+]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -52,6 +59,16 @@ def resolve_image_size(
             f"and at least {low}, got {image_size!r}"
         )
     return int(size[0]), int(size[1])
+
+
+_PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """``"auto"`` is bf16 autocast on CUDA and fp32 on the CPU."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return _PRECISIONS[precision]
 
 
 @contextlib.contextmanager
@@ -105,6 +122,15 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
     def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """P(defect) from decision scores; subclasses define the monotone map."""
         raise NotImplementedError
+
+    def _skorch_callbacks(self) -> list:
+        """The user's skorch callbacks, plus a progress bar when ``verbose``."""
+        callbacks = list(self.callbacks or [])
+        if self.verbose:
+            from skorch.callbacks import ProgressBar
+
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
 
     # -- the public contract --------------------------------------------------------
     def decision_function(self, X: Any) -> np.ndarray:

@@ -13,12 +13,18 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import losses
-from ._base import BaseDefectDetector, f1_max_threshold, resolve_device, resolve_image_size, seeded
+from ._base import (
+    BaseDefectDetector,
+    f1_max_threshold,
+    resolve_device,
+    resolve_image_size,
+    resolve_precision,
+    seeded,
+)
 from ._validation import ImageData, check_fit_inputs
 from .plugins import call_with_accepted, get_backbone, get_sampler
 from .training import ImageBatchSource
 from .training.gan import DualGANNet
-from .two_stage import resolve_precision
 
 __all__ = ["DualDiscriminatorGANDetector"]
 
@@ -269,14 +275,6 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         if y.any():
             return f1_max_threshold(scores, y)
         return float(np.quantile(scores, 0.95))
-
-    def _skorch_callbacks(self) -> list:
-        callbacks = list(self.callbacks or [])
-        if self.verbose:
-            from skorch.callbacks import ProgressBar
-
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
 
     # -- inference --------------------------------------------------------------------
     def _source(self, images: ImageData) -> ImageBatchSource:

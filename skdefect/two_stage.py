@@ -11,22 +11,19 @@ import torch.nn.functional as F
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseDefectDetector, f1_max_threshold, resolve_device, resolve_image_size, seeded
+from ._base import (
+    BaseDefectDetector,
+    f1_max_threshold,
+    resolve_device,
+    resolve_image_size,
+    resolve_precision,
+    seeded,
+)
 from ._validation import ImageData, check_fit_inputs
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler
 from .training import ImageBatchSource, TwoStageNet
 
 __all__ = ["ConcentratedTwoStageDetector"]
-
-_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """``"auto"`` is bf16 autocast on CUDA and fp32 on the CPU."""
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return _PRECISIONS[precision]
-
 
 def input_statistics(images: ImageData, max_images: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of (up to ``max_images`` evenly spaced) training images."""
@@ -278,14 +275,6 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         train_scores = self._decision_scores(images)
         self.threshold_ = f1_max_threshold(train_scores, y)
         return self
-
-    def _skorch_callbacks(self) -> list:
-        callbacks = list(self.callbacks or [])
-        if self.verbose:
-            from skorch.callbacks import ProgressBar
-
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
 
     # -- inference --------------------------------------------------------------------
     def _source(self, images: ImageData) -> ImageBatchSource:

@@ -196,3 +196,24 @@ def test_predict_before_fit_is_a_clear_error(data):
 
     with pytest.raises(NotFittedError):
         ConcentratedTwoStageDetector().predict(data[3][:2])
+
+
+def test_skorch_callbacks_pass_through_and_verbose_progress(data, capsys):
+    from skorch.callbacks import Callback
+
+    class EpochCounter(Callback):
+        def initialize(self):
+            self.epochs_ = 0
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs_ += 1
+
+    X, y, masks, *_ = data
+    counter = EpochCounter()
+    det = ConcentratedTwoStageDetector(**{**FAST, "verbose": 1, "callbacks": [("count", counter)]})
+    det.fit(X[:32], y[:32], masks=masks[:32])
+    counted = dict(det.net_.callbacks_)["count"]
+    assert counted.epochs_ == FAST["seg_epochs"] + FAST["dec_epochs"]
+    out = capsys.readouterr()
+    assert "train_seg_loss" in out.out + out.err  # skorch's epoch table, verbose=1
