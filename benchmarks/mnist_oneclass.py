@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,9 @@ from sklearn.metrics import roc_auc_score
 from skdefect import DualDiscriminatorGANDetector, __version__
 from skdefect.datasets import load_mnist_oneclass
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import device_name  # noqa: E402
+
 # name -> (estimator parameters, train on normals only)
 CONFIGS: dict[str, tuple[dict, bool]] = {
     "full": ({}, False),
@@ -33,15 +35,6 @@ CONFIGS: dict[str, tuple[dict, bool]] = {
     # GANomaly-style from registry parts: one discriminator, 50·L1 + 1·adv + 1·latent, normals only
     "GANomaly-style": ({"w_recon": 50.0, "w_adv": 1.0, "w_latent": 1.0, "w_patch": 0.0}, True),
 }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown"
-    return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
 def run(seeds: list[int], epochs: int, digits: list[int], configs: list[str]) -> dict:
@@ -68,7 +61,7 @@ def run(seeds: list[int], epochs: int, digits: list[int], configs: list[str]) ->
         "100 normal + 900 anomalous test; images resized to 32x32",
         "epochs": epochs,
         "seeds": seeds,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else _cpu_name(),
+        "device": device_name(),
         "skdefect": __version__,
         "torch": torch.__version__,
         "rows": rows,

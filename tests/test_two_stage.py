@@ -217,3 +217,34 @@ def test_skorch_callbacks_pass_through_and_verbose_progress(data, capsys):
     assert counted.epochs_ == FAST["seg_epochs"] + FAST["dec_epochs"]
     out = capsys.readouterr()
     assert "train_seg_loss" in out.out + out.err  # skorch's epoch table, verbose=1
+
+
+def test_gamma_down_weights_well_segmented_training_images_as_eq_1_says(fitted, data):
+    """On the fitted segmentation net, each training image's gradient under γ = 0.5 is its γ = 0
+    gradient times (1 − IoU)^γ: well-segmented images push the weights less (Eq. 1, factor detached)."""
+    from skdefect._validation import check_images
+    from skdefect.losses import soft_iou
+    from skdefect.plugins import call_with_accepted, get_loss
+    from skdefect.training import ImageBatchSource
+
+    X, y, masks, *_ = data
+    pos = np.flatnonzero(y == 1)[:12]
+    source = ImageBatchSource(check_images(X[pos]), y[pos], masks[pos], size=fitted.image_size_,
+                              mean=fitted.input_mean_, std=fitted.input_std_)
+    x, extras = source.get_batch(np.arange(len(pos)), torch.device("cpu"))
+    seg_net = fitted.net_.module_.segmentation
+    seg_net.eval()  # per-image gradients: batch statistics would couple the images
+    params = [p for p in seg_net.parameters() if p.requires_grad]
+
+    def grad_norm(gamma: float, i: int) -> float:
+        loss_fn = call_with_accepted(get_loss("concentrated"), gamma=gamma, dice_weight=fitted.dice_weight)
+        loss = loss_fn(seg_net(x[i : i + 1]), extras["mask"][i : i + 1]).sum()
+        return float(torch.sqrt(sum((g**2).sum() for g in torch.autograd.grad(loss, params))))
+
+    with torch.no_grad():
+        iou = soft_iou(torch.sigmoid(seg_net(x)), extras["mask"]).numpy()
+    ratios = np.array([grad_norm(0.5, i) / grad_norm(0.0, i) for i in range(len(pos))])
+    np.testing.assert_allclose(ratios, (1 - iou) ** 0.5, rtol=1e-4)
+    # the trained net segments some images well and some badly; the well-segmented ones count less
+    assert iou.max() - iou.min() > 0.3
+    assert ratios[np.argmax(iou)] < 0.7 * ratios[np.argmin(iou)]
