@@ -301,7 +301,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         return 1.0 / (1.0 + np.exp(-(scores - self.threshold_) / self.score_scale_))
 
     def anomaly_map(self, X: Any) -> np.ndarray:
-        """Per-pixel reconstruction error |x − G(x)| (mean over channels) at input resolution.
+        """Per-pixel reconstruction error ``|x − G(x)|`` (mean over channels) at input resolution.
 
         Returns
         -------
