@@ -248,3 +248,22 @@ def test_gamma_down_weights_well_segmented_training_images_as_eq_1_says(fitted, 
     # the trained net segments some images well and some badly; the well-segmented ones count less
     assert iou.max() - iou.min() > 0.3
     assert ratios[np.argmax(iou)] < 0.7 * ratios[np.argmin(iou)]
+
+
+def _invert(X):
+    return 255 - X
+
+
+def test_pipeline_routes_masks_to_the_detector_step(data):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y, masks, X_te, *_ = data
+    params = dict(width=0.25, seg_epochs=2, dec_epochs=2, random_state=0, device="cpu")
+    pipe = Pipeline([("invert", FunctionTransformer(_invert)), ("det", ConcentratedTwoStageDetector(**params))])
+    search = GridSearchCV(pipe, {"det__gamma": [0.0, 0.5]}, scoring="average_precision", cv=2)
+    search.fit(X[:48], y[:48], det__masks=masks[:48])
+    # the refitted pipeline is exactly "invert, then the detector fitted on the inverted images"
+    alone = ConcentratedTwoStageDetector(**{**params, "gamma": search.best_params_["det__gamma"]})
+    alone.fit(255 - X[:48], y[:48], masks=masks[:48])
+    np.testing.assert_array_equal(search.decision_function(X_te), alone.decision_function(255 - X_te))
