@@ -442,3 +442,14 @@ def test_elpv_filtering_with_fake_package(monkeypatch):
         load_elpv(normal_max=0.5, defective_min=0.5)
     with pytest.raises(ValueError, match="cell_type"):
         load_elpv(cell_type="amorphous")
+
+
+def test_elpv_real_package():
+    """Against the real elpv-dataset wheel (``pip install skdefect[datasets]``); skipped without it."""
+    pytest.importorskip("elpv_dataset")
+    X, y, p = load_elpv(image_shape=(32, 32))
+    # 2,624 cells: 1,508 at p = 0, 295 at 1/3 (dropped), 106 at 2/3, 715 at 1
+    assert X.shape == (2329, 32, 32) and X.dtype == np.uint8
+    assert int(y.sum()) == 821 and int((y == 0).sum()) == 1508
+    np.testing.assert_array_equal(y, (p >= 2 / 3 - 1e-6).astype(y.dtype))
+    assert X.std() > 10  # real images, not blank
