@@ -10,11 +10,12 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["ConcentratedTwoStageDetector", "DualDiscriminatorGANDetector", "__version__"]
+__all__ = ["ConcentratedTwoStageDetector", "DualDiscriminatorGANDetector", "__version__", "load"]
 
 _LAZY = {
     "ConcentratedTwoStageDetector": "skdefect.two_stage",
     "DualDiscriminatorGANDetector": "skdefect.gan",
+    "load": "skdefect.persistence",
 }
 
 

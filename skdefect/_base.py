@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ __all__ = [
     "f1_max_threshold",
     "resolve_device",
     "resolve_image_size",
+    "resolve_plugin",
     "resolve_precision",
     "seeded",
 ]
@@ -29,7 +32,12 @@ def resolve_device(device: str) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else as torch reads it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:  # torch's own message, kept after ours
+        raise ValueError(
+            f"device must be 'auto' or a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r} ({exc})"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
     return dev
@@ -59,6 +67,17 @@ def resolve_image_size(
             f"and at least {low}, got {image_size!r}"
         )
     return int(size[0]), int(size[1])
+
+
+def resolve_plugin(getter: Callable[[str], Any], name: str, arg: str) -> Any:
+    """``getter(name)`` (a :mod:`skdefect.plugins` lookup), its refusal naming the estimator argument.
+
+    ``generator='dcgan': unknown backbone 'dcgan'; available backbones: ...``
+    """
+    try:
+        return getter(name)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{arg}={name!r}: {exc}") from None
 
 
 _PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -169,6 +188,46 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         labels : ndarray of shape (n,) and dtype int64
         """
         return (self.decision_function(X) >= self.threshold_).astype(np.int64)
+
+    # -- model files (skdefect.persistence) --------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted detector to one model file (safetensors weights + JSON configuration).
+
+        No pickle: :func:`skdefect.load` reads it back without running code from the file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write (replaced atomically); ``.skdefect`` is the customary suffix.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        from .persistence import save_estimator
+
+        return save_estimator(self, path)
+
+    def to_onnx(self, path: str | os.PathLike[str], *, opset: int = 17) -> Path:
+        """Export the inference path image → (``score``, ``map``) to ONNX (needs ``skdefect[onnx]``).
+
+        Input ``image``: float32 (batch, C, H, W) in [0, 1] at the fit-time input size (uint8 images
+        divided by 255); the resize and normalisation the detector applies are in the graph.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.onnx`` file to write.
+        opset : int, default=17
+            ONNX opset (at least 13).
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        from .persistence import export_onnx
+
+        return export_onnx(self, path, opset=opset)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Average precision of the defect class (step-wise, sklearn's ``average_precision_score``)."""

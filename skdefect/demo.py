@@ -13,23 +13,13 @@ from sklearn.model_selection import train_test_split
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """RGB uint8 picture: the image in gray, the heat map in red, the mask outline in green."""
-    gray = image.astype(np.float32)
-    if gray.ndim == 3:
-        gray = gray.mean(axis=2)
-    gray = gray / max(float(gray.max()), 1.0)
-    rgb = np.stack([gray, gray, gray], axis=-1)
-    h = np.clip(heat, 0.0, 1.0)[..., None]
-    rgb = rgb * (1 - 0.6 * h) + np.array([1.0, 0.0, 0.0]) * 0.6 * h
-    if mask is not None and mask.any():
-        edge = mask & ~_erode(mask)
-        rgb[edge] = (0.0, 1.0, 0.0)
-    return (rgb * 255).round().astype(np.uint8)
+    """RGB uint8 picture: the image in gray, the heat map in red, the mask outline in green.
 
+    Kept for compatibility; see :func:`skdefect.viz.overlay_image`.
+    """
+    from .viz import overlay_image
 
-def _erode(mask: np.ndarray) -> np.ndarray:
-    m = np.pad(mask, 1)
-    return m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
+    return overlay_image(image, heat, mask)
 
 
 def _metrics(y: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,213 @@
+"""The command line: fit -> evaluate -> predict on a tiny image folder; bad arguments exit 2 with a clear message."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+import skdefect
+from skdefect.cli import build_parser, main, parse_params
+from skdefect.datasets import load_image_folder, make_surface_defects
+
+N_IMAGES = 24
+SIDE = 32
+
+
+def _write_folder(root: Path, with_masks: bool = True) -> Path:
+    X, y, masks = make_surface_defects(n_samples=N_IMAGES, image_shape=(SIDE, SIDE), random_state=0)
+    (root / "img").mkdir(parents=True)
+    (root / "mask").mkdir()
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "mask", "label"] if with_masks else ["image", "label"])
+        for i in range(N_IMAGES):
+            Image.fromarray(X[i]).save(root / "img" / f"{i:03d}.png")
+            row = [f"img/{i:03d}.png"]
+            if with_masks:
+                Image.fromarray(masks[i].astype(np.uint8) * 255).save(root / "mask" / f"{i:03d}.png")
+                row.append(f"mask/{i:03d}.png")
+            writer.writerow([*row, int(y[i])])
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return _write_folder(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def model(folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "sub" / "two_stage.skdefect"
+    status = main(["fit", str(folder), "--detector", "two-stage", "--out", str(out), "--image-size", str(SIDE),
+                   "--epochs", "2", "--param", "width=0.25", "batch_size=8", "--device", "cpu"])
+    assert status == 0
+    return out
+
+
+def _not_blank(path: Path) -> None:
+    img = np.asarray(Image.open(path).convert("RGB")).astype(float)
+    assert img.std() > 5, f"{path} is blank"
+
+
+def _exit_2(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fit -> evaluate -> predict
+# --------------------------------------------------------------------------------------------------------------
+def test_fit_writes_a_loadable_model_with_the_asked_settings(model):
+    det = skdefect.load(model)
+    assert type(det).__name__ == "ConcentratedTwoStageDetector"
+    assert det.width == 0.25 and det.seg_epochs == 2 and det.dec_epochs == 2 and det.batch_size == 8
+    assert det.random_state == 0 and tuple(det.input_shape_)[:2] == (SIDE, SIDE)
+    assert len(det.net_.history) == 4  # 2 segmentation + 2 decision epochs
+
+
+def test_evaluate_writes_metrics_that_match_the_model(model, folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(model), str(folder), "--out", str(out), "--n-overlays", "5", "--device", "cpu"]) == 0
+    assert "AP" in capsys.readouterr().out
+    report = json.loads((out / "metrics.json").read_text())
+    X, y, masks = load_image_folder(folder, (SIDE, SIDE))
+    det = skdefect.load(model)
+    scores = det.decision_function(X)
+    labels = det.predict(X)
+    assert report["n_images"] == N_IMAGES and report["n_defective"] == int(y.sum())
+    assert report["detector"] == "ConcentratedTwoStageDetector"
+    assert report["threshold"] == pytest.approx(det.threshold_)
+    assert report["AP"] == pytest.approx(average_precision_score(y, scores))
+    assert report["AUROC"] == pytest.approx(roc_auc_score(y, scores))
+    cm = report["confusion_matrix"]
+    assert cm == {"tn": int(((labels == 0) & (y == 0)).sum()), "fp": int(((labels == 1) & (y == 0)).sum()),
+                  "fn": int(((labels == 0) & (y == 1)).sum()), "tp": int(((labels == 1) & (y == 1)).sum())}
+    assert report["F1"] == pytest.approx(2 * cm["tp"] / (2 * cm["tp"] + cm["fp"] + cm["fn"]))
+    assert report["pixel_AUROC"] == pytest.approx(roc_auc_score(masks.ravel(), det.segment(X).ravel()), abs=1e-6)
+    for key in ("AP", "AUROC", "F1", "precision", "recall", "accuracy", "pixel_AUROC"):
+        assert 0.0 <= report[key] <= 1.0
+    assert sorted(report["figures"]) == ["pr_curve.png", "roc_curve.png", "worst_errors.png"]
+    for name in report["figures"]:
+        _not_blank(out / name)
+    assert report["overlays"] == [f"overlays/img/{i:03d}.png" for i in range(5)]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("overlays/**/*.png")) == report["overlays"]
+    assert Image.open(out / report["overlays"][0]).size == (SIDE, SIDE)
+    _not_blank(out / report["overlays"][0])
+
+
+def test_predict_writes_one_row_and_one_overlay_per_image(model, folder, tmp_path):
+    out = tmp_path / "pred"
+    assert main(["predict", str(model), str(folder / "manifest.csv"), "--out", str(out), "--device", "cpu"]) == 0
+    with open(out / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["file", "score", "probability", "label"]
+    assert [r["file"] for r in rows] == [f"img/{i:03d}.png" for i in range(N_IMAGES)]
+    X, _, _ = load_image_folder(folder, (SIDE, SIDE))
+    det = skdefect.load(model)
+    np.testing.assert_allclose([float(r["score"]) for r in rows], det.decision_function(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([float(r["probability"]) for r in rows], det.predict_proba(X)[:, 1], rtol=1e-5)
+    np.testing.assert_array_equal([int(r["label"]) for r in rows], det.predict(X))
+    overlays = sorted((out / "overlays" / "img").glob("*.png"))
+    assert len(overlays) == N_IMAGES
+    _not_blank(overlays[0])
+
+
+def test_predict_reads_a_plain_folder_of_images(model, folder, tmp_path):
+    out = tmp_path / "plain"
+    assert main(["predict", str(model), str(folder / "img"), "--out", str(out), "--n-overlays", "0"]) == 0
+    with open(out / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["file"] for r in rows] == [f"{i:03d}.png" for i in range(N_IMAGES)]
+    assert not (out / "overlays").exists()
+
+
+def test_gan_without_masks_and_two_stage_refusal(tmp_path, capsys):
+    data = _write_folder(tmp_path / "labels_only", with_masks=False)
+    model = tmp_path / "gan.skdefect"
+    assert main(["fit", str(data), "--detector", "gan", "--out", str(model), "--image-size", str(SIDE),
+                 "--epochs", "1", "--param", "width=0.25", "--device", "cpu", "--random-state", "3"]) == 0
+    det = skdefect.load(model)
+    assert type(det).__name__ == "DualDiscriminatorGANDetector" and det.epochs == 1 and det.random_state == 3
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(model), str(data), "--out", str(out), "--n-overlays", "2"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["pixel_AUROC"] is None and any("no masks" in note for note in report["notes"])
+    assert 0.0 <= report["AP"] <= 1.0 and len(report["overlays"]) == 2
+    capsys.readouterr()
+    err = _exit_2(["fit", str(data), "--detector", "two-stage", "--out", str(tmp_path / "x.skdefect")], capsys)
+    assert "masks" in err and "--detector gan" in err
+
+
+# --------------------------------------------------------------------------------------------------------------
+# arguments
+# --------------------------------------------------------------------------------------------------------------
+def test_param_values_are_python_literals_or_strings():
+    valid = ["width", "image_size", "backbone", "augment", "random_state"]
+    parsed = parse_params(
+        ["width=0.25", "image_size=(64, 48)", "backbone=segdec", "augment=false", "random_state=None"], valid, "Det"
+    )
+    assert parsed == {"width": 0.25, "image_size": (64, 48), "backbone": "segdec", "augment": False,
+                      "random_state": None}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fit", "{missing}", "--detector", "gan", "--out", "{model}"], "DATA not found"),
+        (["fit", "{data}", "--detector", "svm", "--out", "{model}"], "argument --detector: invalid choice: 'svm'"),
+        (["fit", "{data}", "--detector", "gan"], "the following arguments are required: --out"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--param", "widht=2"],
+         "has no parameter 'widht'; did you mean 'width'?"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--param", "width"], "--param expects KEY=VALUE"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--param", "width=-1"], "'width' parameter"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-size", "0"], "argument --image-size"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--epochs", "many"], "argument --epochs"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--device", "gpu"], "device must be 'auto'"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--seg-epochs", "2"], "two-stage only"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{data}"], "is a folder"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--layout", "mvtec"], "MVTec AD layout"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-size", "40", "--epochs", "1",
+          "--device", "cpu"], "--image-size with such sides"),
+        (["evaluate", "{missing}", "{data}", "--out", "{dir}"], "MODEL not found"),
+        (["evaluate", "{manifest}", "{data}", "--out", "{dir}"], "is not a skdefect model file"),
+        (["predict", "{model_ok}", "{missing}", "--out", "{dir}"], "DATA not found"),
+        (["predict", "{model_ok}", "{empty}", "--out", "{dir}"], "holds no image files"),
+        (["evaluate", "{model_ok}", "{data}", "--out", "{manifest}"], "is not a folder"),
+        (["predict", "{model_ok}", "{data}", "--out", "{dir}", "--n-overlays", "-1"], "argument --n-overlays"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, message, folder, model, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "nope", "data": folder, "model": tmp_path / "m.skdefect", "dir": tmp_path / "o",
+             "manifest": folder / "manifest.csv", "model_ok": model, "empty": tmp_path / "empty"}
+    err = _exit_2([a.format(**{k: str(v) for k, v in paths.items()}) for a in argv], capsys)
+    assert message in err
+    assert not (tmp_path / "m.skdefect").exists()
+
+
+def test_help_texts_read_well(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    out = capsys.readouterr().out
+    for command in ("fit", "evaluate", "predict", "demo", "plugins"):
+        assert command in out
+    for command, words in (("fit", ["--detector", "--param", "KEY=VALUE", "--image-size", "manifest", "example"]),
+                           ("evaluate", ["metrics.json", "pr_curve.png", "pixel AUROC", "--n-overlays"]),
+                           ("predict", ["predictions.csv", "probability", "plain folder", "--device"])):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([command, "--help"])
+        assert info.value.code == 0
+        text = capsys.readouterr().out
+        for word in words:
+            assert word in text, (command, word)
