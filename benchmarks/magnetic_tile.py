@@ -121,12 +121,14 @@ def table(result: dict) -> str:
         cells = [f"{np.mean([r[m] for r in sel]):.3f} ± {np.std([r[m] for r in sel]):.3f}" for m in METRICS]
         lines.append(f"| {c} | " + " | ".join(cells) + f" | {len(sel)} | {np.mean([r['fit_s'] for r in sel]):.0f} |")
     s = result["settings"]
+    done = sorted({r["seed"] for r in rows})
     folds_note = "" if s["max_folds"] is None else f" (first {s['max_folds']} folds of each seed)"
     head = (
-        f"Magnetic tile, test folds, mean ± std over (seed, fold) runs; seeds {result['seeds']}, "
+        f"Magnetic tile, test folds, mean ± std over (seed, fold) runs; seeds run {done} of {result['seeds']}, "
         f"{s['folds']}-fold stratified{folds_note}; "
         f"{s['image_size']}x{s['image_size']} images, width {s['width']}, {s['seg_epochs']}+{s['dec_epochs']} epochs, "
-        f"batch {s['batch_size']}, lr {s['lr']}; device {result['device']}.\n\n`{result['command']}`\n\n"
+        f"batch {s['batch_size']}, lr {s['lr']}; device {result['device']}. Chance AP = 392/1344 = 0.29.\n\n"
+        f"`{result['command']}`\n\n"
     )
     return head + "\n".join(lines) + "\n"
 
