@@ -19,8 +19,6 @@ from skdefect.nn import (
     parameter_table,
 )
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
