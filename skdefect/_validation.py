@@ -46,6 +46,7 @@ __all__ = [
     "check_images",
     "check_labels",
     "check_masks",
+    "check_unit_range",
 ]
 
 #: Number of images read at a time by the chunked checks (finiteness of images, mask conversion).
@@ -425,6 +426,37 @@ def check_images(
     if check_finite and array.dtype.kind == "f":
         _check_finite(array, arg)
     return ImageData(array, shape, arg=arg)
+
+
+def check_unit_range(images: ImageData, *, low: float = 0.0, high: float = 1.0) -> None:
+    """Raise if floating images hold values outside ``[low, high]`` (integer and bool images always pass).
+
+    For networks whose output cannot leave [0, 1] (the GAN's sigmoid generator): float images of 0-255 would
+    be learned as unreachable targets instead of failing. Reads ``CHUNK_SIZE`` images at a time.
+
+    Parameters
+    ----------
+    images : ImageData
+        Validated images.
+    low, high : float, default=0.0, 1.0
+        The accepted range.
+
+    Raises
+    ------
+    ValueError
+        If a value lies outside the range; the message gives the range found.
+    """
+    if images.dtype.kind != "f":
+        return
+    lo, hi = np.inf, -np.inf
+    for start in range(0, images.n_samples, CHUNK_SIZE):
+        chunk = images.data[start : start + CHUNK_SIZE]
+        lo, hi = min(lo, float(np.min(chunk))), max(hi, float(np.max(chunk)))
+    if lo < low or hi > high:
+        raise ValueError(
+            f"{images.arg} must hold float images in [{low:g}, {high:g}]; got values in [{lo:g}, {hi:g}] "
+            f"(dtype {images.dtype}). Divide 0-255 images by 255 or pass them as uint8."
+        )
 
 
 def check_image_shape_matches(images: ImageData, fitted_shape: Sequence[int], *, arg: str = "X") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from numbers import Integral, Real
 from typing import Any
@@ -18,24 +19,17 @@ from ._base import (
     f1_max_threshold,
     resolve_device,
     resolve_image_size,
+    resolve_plugin,
     resolve_precision,
     seeded,
 )
-from ._validation import ImageData, check_fit_inputs
+from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_sampler
 from .training import ImageBatchSource
+from .training.base import checkpoint_for, sampler_features
 from .training.gan import DualGANNet
 
 __all__ = ["DualDiscriminatorGANDetector"]
-
-
-def sampler_features(source: ImageBatchSource, device: torch.device, side: int = 8) -> np.ndarray:
-    """Small down-sampled copies of the images (n, C·side·side): what the k-means sampler clusters."""
-    out = []
-    for start in range(0, len(source), 256):
-        x, _ = source.get_batch(slice(start, min(start + 256, len(source))), device)
-        out.append(F.adaptive_avg_pool2d(x, side).flatten(1).cpu())
-    return torch.cat(out).numpy().astype(np.float64)
 
 
 class DualDiscriminatorGANDetector(BaseDefectDetector):
@@ -89,6 +83,14 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         style quantile).
     device, precision, random_state, verbose, callbacks
         As in :class:`~skdefect.ConcentratedTwoStageDetector`.
+    checkpoint_dir : str, path or None, default=None
+        Directory for training checkpoints, as in
+        :class:`~skdefect.ConcentratedTwoStageDetector`: written at the end of every
+        epoch and continued from by ``fit``. A checkpoint holds the generator, both
+        discriminators, their three optimizers, the history (epoch counter) and the
+        RNG states (torch, the sampler with its k-means clusters, the loss-group
+        choice, the augmentation), so on the CPU a resumed fit gives the same
+        scores as an uninterrupted one.
 
     Attributes
     ----------
@@ -129,6 +131,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [None, list],
+        "checkpoint_dir": [None, str, os.PathLike],
     }
 
     def __init__(
@@ -160,6 +163,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         random_state: Any = None,
         verbose: int = 0,
         callbacks: list | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.w_recon = w_recon
         self.w_patch = w_patch
@@ -187,6 +191,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> DualDiscriminatorGANDetector:
@@ -195,7 +200,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         Parameters
         ----------
         X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
-            Training images, uint8 or float in [0, 1].
+            Training images, uint8 or float in [0, 1] (floats outside [0, 1] are
+            refused: the generator's sigmoid output could not reconstruct them).
         y : array-like of shape (n,) or None
             0 = normal, 1 = anomalous; None (or all zeros) trains one-class.
 
@@ -204,15 +210,17 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         self : DualDiscriminatorGANDetector
         """
         images, y, _ = check_fit_inputs(X, y, None, image_shape=self.image_shape, require="none")
+        check_unit_range(images)
         labels = np.zeros(len(images), dtype=np.int64) if y is None else y
         one_class = not labels.any()
         if one_class is False and not (labels == 0).any():
             raise ValueError("y contains only anomalies (1); the generator needs normal images (0) to learn from")
         device = resolve_device(self.device)
-        gen_factory = get_backbone(self.generator)
-        disc_factory = get_backbone(self.discriminator)
+        gen_factory = resolve_plugin(get_backbone, self.generator, "generator")
+        disc_factory = resolve_plugin(get_backbone, self.discriminator, "discriminator")
         sampler_name = self.sampler if self.sampler != "auto" else ("uniform" if one_class else "kmeans")
-        sampler_factory = get_sampler(sampler_name)
+        sampler_factory = resolve_plugin(get_sampler, sampler_name, "sampler")
+        checkpoint, checkpoint_meta = checkpoint_for(self, images, labels)
 
         with seeded(self.random_state) as seed:
             generator = call_with_accepted(gen_factory, in_channels=images.channels, width=self.width)
@@ -249,6 +257,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
                 augment_seed=seed,
                 features=features,
                 amp_dtype=resolve_precision(self.precision, device),
+                checkpoint=checkpoint,
+                checkpoint_meta=checkpoint_meta,
             )
             net.fit(source, None)
 
@@ -258,7 +268,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         self.input_shape_ = images.image_shape
         self.n_features_in_ = int(np.prod(images.image_shape))
         self.image_size_ = image_size
-        self.sampler_indices_ = getattr(sampler, "indices_", None)
+        self.sampler_indices_ = getattr(net.sampler, "indices_", None)  # a resumed fit's sampler is restored
         self.n_parameters_ = {"generator": sum(p.numel() for p in net.module_.parameters())}
         for name in ("disc_normal", "disc_anomalous"):
             if hasattr(net, name + "_"):

@@ -178,7 +178,8 @@ class SkdefectPluginManager:
         table = self._table(kind)
         if name not in table:
             raise ValueError(
-                f"unknown {kind} {name!r}; available {kind}s: {', '.join(sorted(table)) or '(none)'}"
+                f"unknown {kind} {name!r}; available {'losses' if kind == 'loss' else kind + 's'}: "
+                f"{', '.join(sorted(table)) or '(none)'}"
             )
         return table[name]
 

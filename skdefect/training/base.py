@@ -9,16 +9,30 @@ device and one resize/normalise there.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
+from skorch.history import History
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
+_AS_STORED = (np.dtype(np.uint8), np.dtype(np.bool_), np.dtype(np.float32))
+
+#: Version of the checkpoint layout written by :meth:`DefectNetBase.save_checkpoint`.
+CHECKPOINT_FORMAT = 1
+#: Estimator parameters that do not change what training computes, so a checkpoint ignores them.
+CHECKPOINT_IGNORED_PARAMS = frozenset({"callbacks", "checkpoint_dir", "device", "verbose"})
 
 
 class ImageBatchSource(torch.utils.data.Dataset):
@@ -56,6 +70,14 @@ class ImageBatchSource(torch.utils.data.Dataset):
         c = images.channels
         self.mean = torch.as_tensor(np.broadcast_to(np.asarray(mean, np.float32), (c,)).copy()).view(1, c, 1, 1)
         self.std = torch.as_tensor(np.broadcast_to(np.asarray(std, np.float32), (c,)).copy()).view(1, c, 1, 1)
+        # ImageData.batch's scaling and the normalisation as one affine map: x_stored * a + b
+        dtype = np.dtype(images.dtype)
+        scale = 1.0 / float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+        self._a, self._b = scale / self.std, -self.mean / self.std
+        # the same for every channel (always so for grayscale): python scalars, in place, no broadcasting
+        same = bool((self._a == self._a.flatten()[0]).all() and (self._b == self._b.flatten()[0]).all())
+        self._scalar_affine = (float(self._a.flatten()[0]), float(self._b.flatten()[0])) if same else None
+        self._affine: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -63,15 +85,52 @@ class ImageBatchSource(torch.utils.data.Dataset):
     def __getitem__(self, index: Any) -> Batch:  # a torch Dataset; we index by batches
         return self.get_batch(np.atleast_1d(index), torch.device("cpu"))
 
+    def host_batch(self, idx: np.ndarray | slice) -> tuple[torch.Tensor, bool]:
+        """The stored images ``(b, H, W, C)`` as a CPU tensor, and whether it may share the caller's memory.
+
+        uint8, bool and float32 stay as stored (uint8 crosses to the device at a quarter of
+        float32's bytes); other dtypes become float32 on the host. A read-only or strided
+        block (a slice of a read-only memmap) is copied, one batch only.
+        """
+        raw = self.images.raw(idx)
+        if raw.dtype not in _AS_STORED:
+            return torch.from_numpy(raw.astype(np.float32)), False
+        if raw.flags.writeable and raw.flags.c_contiguous:
+            return torch.from_numpy(raw), True
+        return torch.from_numpy(np.array(raw)), False
+
+    def _normalise(self, x: torch.Tensor, fresh: bool) -> torch.Tensor:
+        """``x * a + b``; in place when ``x`` is a fresh tensor, never on the caller's memory."""
+        if self._scalar_affine is not None:
+            a, b = self._scalar_affine
+            if a == 1.0 and b == 0.0:
+                return x if fresh else x.clone()
+            x = x.mul_(a) if fresh else x * a
+            return x.add_(b) if b != 0.0 else x
+        if x.device not in self._affine:
+            self._affine[x.device] = (self._a.to(x.device), self._b.to(x.device))
+        a_t, b_t = self._affine[x.device]
+        return torch.addcmul(b_t, x, a_t)
+
     def get_batch(self, idx: np.ndarray | slice, device: torch.device) -> Batch:
+        """One minibatch on ``device``: float32 images ``(b, C, h, w)``, scaled, resized and normalised.
+
+        The images keep the channels-last memory layout of the stored ``(n, H, W, C)`` array
+        (``x.permute(0, 3, 1, 2)`` of it): convolutions run at least as fast on it as on NCHW,
+        on the CPU as on CUDA. Conversion to float, resizing and normalisation happen on the
+        device. The values are those of ``(images.batch(idx) resized - mean) / std``.
+        """
         non_blocking = device.type == "cuda"
-        x = torch.from_numpy(self.images.batch(idx))
+        x, shared = self.host_batch(idx)
         if non_blocking:
             x = x.pin_memory()
-        x = x.to(device, non_blocking=non_blocking)
+        x = x.to(device, non_blocking=non_blocking).permute(0, 3, 1, 2)
+        fresh = not shared or x.device.type != "cpu"
+        if x.dtype != torch.float32:
+            x, fresh = x.float(), True
         if self.size is not None:
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-        x = (x - self.mean.to(device)) / self.std.to(device)
+            x, fresh = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True), True
+        x = self._normalise(x, fresh)
         extras: dict[str, torch.Tensor] = {}
         if self.y is not None:
             extras["y"] = torch.as_tensor(self.y[idx], dtype=torch.float32).to(device, non_blocking=non_blocking)
@@ -112,6 +171,63 @@ class BatchIterator:
         return -(-len(self.source) // self.batch_size)
 
 
+def sampler_features(source: ImageBatchSource, device: torch.device, side: int = 8) -> np.ndarray:
+    """Small down-sampled copies of the images (n, C·side·side): what the k-means sampler clusters."""
+    out = []
+    for start in range(0, len(source), 256):
+        x, _ = source.get_batch(slice(start, min(start + 256, len(source))), device)
+        out.append(F.adaptive_avg_pool2d(x, side).flatten(1).cpu())
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------------------
+def _stable_repr(value: Any) -> str:
+    """A repr that is the same in every process: generators are named by type (their state is checkpointed)."""
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return type(value).__name__
+    return repr(value)
+
+
+def data_fingerprint(images: Any, y: np.ndarray | None = None, masks: np.ndarray | None = None) -> str:
+    """Hash of the training data: every image (read a chunk at a time), the labels and the masks."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((tuple(images.image_shape), len(images), str(images.dtype))).encode())
+    for start in range(0, len(images), 256):
+        h.update(np.ascontiguousarray(images.raw(slice(start, start + 256))).tobytes())
+    for array in (y, masks):
+        h.update(b"|" if array is None else np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_location(
+    directory: str | os.PathLike[str], estimator: str, params: Mapping[str, Any], data_digest: str
+) -> tuple[Path, dict[str, Any]]:
+    """Where the checkpoint of one training run lives, and the metadata that must match to resume it.
+
+    The file name carries a hash of the estimator's class, its parameters (except
+    :data:`CHECKPOINT_IGNORED_PARAMS`) and the data, so one directory can hold the runs of a
+    whole grid search: every (parameters, fold) pair has its own file.
+    """
+    meta = {
+        "estimator": estimator,
+        "params": {k: _stable_repr(v) for k, v in sorted(params.items()) if k not in CHECKPOINT_IGNORED_PARAMS},
+        "data": data_digest,
+    }
+    key = hashlib.blake2b(json.dumps(meta, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return Path(directory) / f"{estimator}-{key}.pt", meta
+
+
+def checkpoint_for(
+    estimator: Any, images: Any, y: np.ndarray | None = None, masks: np.ndarray | None = None
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """``(path, meta)`` of an estimator's checkpoint for this data, or ``(None, None)`` without ``checkpoint_dir``."""
+    directory = getattr(estimator, "checkpoint_dir", None)
+    if directory is None:
+        return None, None
+    digest = data_fingerprint(images, y, masks)
+    return checkpoint_location(directory, type(estimator).__name__, estimator.get_params(deep=False), digest)
+
+
 class _NoCriterion(torch.nn.Module):
     """skorch wants a criterion; our train steps compute their own losses."""
 
@@ -127,7 +243,19 @@ class DefectNetBase(NeuralNet):
     read back once at its end (no per-batch host synchronisation); every term is
     recorded in the history as ``train_<name>`` per epoch. A non-finite term stops
     training with a :class:`FloatingPointError` naming the epoch and the term.
+
+    Checkpoints: with ``checkpoint`` (a file path) the complete training state is
+    written there at the end of every epoch (after every callback ran), atomically,
+    and :meth:`fit` continues from it when the file exists and its ``meta`` equals
+    ``checkpoint_meta``. The state is every module and criterion registered with
+    skorch (``module_``, ``disc_normal_`` ...), every optimizer (``optimizer_``,
+    ``optimizer_decision_`` ...), the history (so the epoch counter), the torch RNG
+    state (CPU and CUDA) and the attributes named in ``_checkpoint_attributes``
+    (the sampler with its RNG and least-recently-used pools, the augmentation RNG ...).
     """
+
+    #: Objects pickled into a checkpoint besides modules and optimizers (subclasses extend it).
+    _checkpoint_attributes: tuple[str, ...] = ("sampler", "_augment_rng")
 
     def __init__(
         self,
@@ -138,6 +266,8 @@ class DefectNetBase(NeuralNet):
         predict_batch_size: int | None = None,
         augment: bool = False,
         augment_seed: int = 0,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_meta: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         kwargs.setdefault("criterion", _NoCriterion)
@@ -149,6 +279,8 @@ class DefectNetBase(NeuralNet):
         self.predict_batch_size = predict_batch_size
         self.augment = augment
         self.augment_seed = augment_seed
+        self.checkpoint = checkpoint
+        self.checkpoint_meta = checkpoint_meta
 
     def augment_batch(self, batch: Batch) -> Batch:
         """Random flips (and quarter turns of square images), the same for an image and its mask.
@@ -176,8 +308,15 @@ class DefectNetBase(NeuralNet):
 
     def autocast(self) -> Any:
         """Mixed precision for forward passes when ``amp_dtype`` is set (bf16 on CUDA)."""
-        device = torch.device(self.device)
-        return torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        if self.amp_dtype is None:  # a disabled torch.autocast still costs ~50 us per use
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=self.amp_dtype)
+
+    def get_default_callbacks(self) -> list:
+        """skorch's defaults, without ``print_log`` when ``verbose=0`` (it formats a table every epoch even
+        when it prints nothing)."""
+        callbacks = super().get_default_callbacks()
+        return callbacks if self.verbose else [(name, cb) for name, cb in callbacks if name != "print_log"]
 
     # -- data ---------------------------------------------------------------------
     def get_dataset(self, X: Any, y: Any = None) -> Any:
@@ -210,17 +349,21 @@ class DefectNetBase(NeuralNet):
         losses: list[torch.Tensor] = []
         sizes: list[int] = []
         terms: dict[str, list[torch.Tensor]] = defaultdict(list)
+        term_batches: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (batch, order in step) per value
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             losses.append(step["loss"].detach().float())
             sizes.append(len(batch[0]))
-            for name, value in step.get("terms", {}).items():
+            for order, (name, value) in enumerate(step.get("terms", {}).items()):
                 terms[name].append(value.detach().float())
+                term_batches[name].append((len(losses) - 1, order))
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        self._record_epoch(prefix, losses, sizes, terms)
+        self._record_epoch(prefix, losses, sizes, terms, term_batches)
 
-    def _record_epoch(self, prefix: str, losses: list, sizes: list, terms: dict) -> None:
+    def _record_epoch(
+        self, prefix: str, losses: list, sizes: list, terms: dict, term_batches: dict | None = None
+    ) -> None:
         epoch = len(self.history)
         if losses:  # one host sync per epoch
             values = torch.stack(losses).cpu().tolist()
@@ -232,14 +375,135 @@ class DefectNetBase(NeuralNet):
                 host = dict(zip(means, torch.stack(list(means.values())).cpu().tolist(), strict=True))
                 for name, value in host.items():
                     self.history.record(f"{prefix}_{name}", value)
-                    if not np.isfinite(value):
-                        raise FloatingPointError(
-                            f"training diverged in epoch {epoch}: loss term {name!r} is {value}; "
-                            f"lower lr or check the inputs"
-                        )
+                if not np.isfinite(list(host.values())).all():
+                    raise FloatingPointError(self._divergence_message(epoch, len(losses), terms, term_batches))
             if not np.isfinite(values).all():
-                raise FloatingPointError(f"training diverged in epoch {epoch}: the {prefix} loss is not finite")
+                first = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch}: the {prefix} loss became {values[first]} in batch "
+                    f"{first + 1} of {len(values)}; lower lr or check the inputs"
+                )
         self.history.record(prefix + "_batch_count", len(losses))
+
+    @staticmethod
+    def _divergence_message(epoch: int, n_batches: int, terms: dict, term_batches: dict | None) -> str:
+        """Name the loss term that went non-finite first: a NaN spreads through the weights to every term
+        computed after it, so the first one in (batch, order within the step) is where it started."""
+        first: dict[str, tuple[tuple[int, int], float]] = {}
+        for name, per_batch in terms.items():
+            values = torch.stack(per_batch).cpu().numpy()
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                where = term_batches[name][bad[0]] if term_batches else (int(bad[0]), 0)
+                first[name] = (where, float(values[bad[0]]))
+        ranked = sorted(first, key=lambda name: first[name][0])
+        (batch, _), value = first[ranked[0]]
+        then = f"; non-finite after it: {', '.join(map(repr, ranked[1:]))}" if len(ranked) > 1 else ""
+        return (
+            f"training diverged in epoch {epoch}: loss term {ranked[0]!r} is {value} in batch {batch + 1} of "
+            f"{n_batches}, the first non-finite term{then}; lower lr or check the inputs"
+        )
+
+    # -- checkpoints --------------------------------------------------------------
+    def training_state(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly where it stands (see the class docstring)."""
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "meta": self.checkpoint_meta,
+            "epoch": len(self.history),
+            "modules": {name: getattr(self, name + "_").state_dict() for name in self._modules + self._criteria},
+            "optimizers": {name: getattr(self, name + "_").state_dict() for name in self._optimizers},
+            "history": self.history.to_list(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
+            "attributes": {name: getattr(self, name, None) for name in self._checkpoint_attributes},
+        }
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`training_state` into this initialised net."""
+        expected = {"modules": self._modules + self._criteria, "optimizers": self._optimizers}
+        for part, names in expected.items():
+            if set(state[part]) != set(names):
+                raise ValueError(f"the checkpoint holds {part} {sorted(state[part])}, this net has {sorted(names)}")
+        for name in self._modules + self._criteria:
+            getattr(self, name + "_").load_state_dict(state["modules"][name])
+        for name in self._optimizers:
+            getattr(self, name + "_").load_state_dict(state["optimizers"][name])
+        self.history = History(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+        cuda = state["rng"].get("cuda")
+        if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        for name, value in state["attributes"].items():
+            setattr(self, name, value)
+
+    def save_checkpoint(self) -> None:
+        """Write :meth:`training_state` to ``checkpoint``: a temporary file, flushed, then renamed over it."""
+        path = Path(self.checkpoint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(self.training_state(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half of one
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _resume(self) -> None:
+        """Load ``checkpoint`` when it exists and belongs to this run; otherwise train from scratch."""
+        path = Path(self.checkpoint)
+        if not path.is_file():
+            return
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - not ours or unreadable: say so, then train from scratch
+            warnings.warn(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); training from "
+                          "scratch and overwriting it", RuntimeWarning, stacklevel=3)
+            return
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            warnings.warn(f"checkpoint {path} has another format; training from scratch and overwriting it",
+                          RuntimeWarning, stacklevel=3)
+            return
+        if state.get("meta") != self.checkpoint_meta:
+            warnings.warn(f"checkpoint {path} belongs to another run (other parameters or data); training from "
+                          "scratch and overwriting it", RuntimeWarning, stacklevel=3)
+            return
+        try:
+            self.load_training_state(state)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise RuntimeError(
+                f"checkpoint {path} matches this run's parameters and data but does not fit its networks "
+                f"({exc}); did a plugin's network change? Delete the file to train from scratch."
+            ) from exc
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> DefectNetBase:
+        """Initialise and train; with ``checkpoint``, continue from it and train only the remaining epochs."""
+        if self.checkpoint is None:
+            return super().fit(X, y, **fit_params)
+        if not self.warm_start or not self.initialized_:
+            self.initialize()
+        self._resume()
+        remaining = self.max_epochs - len(self.history)
+        if remaining > 0:  # skorch's partial_fit, for the remaining epochs
+            self.notify("on_train_begin", X=X, y=y)
+            try:
+                self.fit_loop(X, y, epochs=remaining, **fit_params)
+            except KeyboardInterrupt:
+                pass
+            self.notify("on_train_end", X=X, y=y)
+        return self
+
+    def notify(self, method_name: str, **cb_kwargs: Any) -> None:
+        if method_name != "on_epoch_end" or self.checkpoint is None:
+            super().notify(method_name, **cb_kwargs)
+            return
+        try:  # every callback has seen the epoch (EarlyStopping may end training here): then save it
+            super().notify(method_name, **cb_kwargs)
+        finally:
+            self.save_checkpoint()
 
     # -- inference ----------------------------------------------------------------
     def forward_batches(self, source: ImageBatchSource, fn: Callable[[torch.Tensor], Any]) -> Iterator[Any]:

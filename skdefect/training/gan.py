@@ -37,7 +37,11 @@ class DualGANNet(DefectNetBase):
 
     ``module`` is the generator (``forward(x) -> (x_hat, z)``, ``encode(x) -> z``);
     ``discriminator`` a factory called once per discriminator (no arguments).
+    A checkpoint holds the generator, both discriminators, their three optimizers
+    and the RNG choosing the loss group.
     """
+
+    _checkpoint_attributes = (*DefectNetBase._checkpoint_attributes, "_group_rng")
 
     def __init__(
         self,
