@@ -49,12 +49,13 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         latent L1, adversarial, anomaly adversarial, ABC); defaults are the paper's
         Table 2: 1.5, 1.5, 0.5, 0.5, 1.0, 0.5.
     patch_size, patch_stride : int, default=32, 16
-        Patches of the patch loss and of ``score="patch"``.
+        Patches of the patch loss and of ``anomaly_score="patch"``.
     top_n : int, default=10
         Patches averaged by the patch loss and the patch score.
-    score : {"recon", "patch"}, default="recon"
-        Anomaly score: mean L1 reconstruction error, or the mean of the ``top_n``
-        largest patch errors.
+    anomaly_score : {"recon", "patch"}, default="recon"
+        What :meth:`decision_function` returns: the mean L1 reconstruction error,
+        or the mean of the ``top_n`` largest patch errors. (Not called ``score``:
+        that name is sklearn's ``score(X, y)`` method.)
     generator, discriminator : str, default="unet_generator", "patch_discriminator"
         Registered networks.
     sampler : str, default="auto"
@@ -114,7 +115,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         "patch_size": [Interval(Integral, 1, None, closed="left")],
         "patch_stride": [Interval(Integral, 1, None, closed="left")],
         "top_n": [Interval(Integral, 1, None, closed="left")],
-        "score": [StrOptions({"recon", "patch"})],
+        "anomaly_score": [StrOptions({"recon", "patch"})],
         "generator": [str],
         "discriminator": [str],
         "sampler": [str],
@@ -146,7 +147,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         patch_size: int = 32,
         patch_stride: int = 16,
         top_n: int = 10,
-        score: str = "recon",
+        anomaly_score: str = "recon",
         generator: str = "unet_generator",
         discriminator: str = "patch_discriminator",
         sampler: str = "auto",
@@ -174,7 +175,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         self.patch_size = patch_size
         self.patch_stride = patch_stride
         self.top_n = top_n
-        self.score = score
+        self.anomaly_score = anomaly_score
         self.generator = generator
         self.discriminator = discriminator
         self.sampler = sampler
@@ -300,7 +301,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         return torch.cat(list(self.net_.forward_batches(self._source(images), step))).numpy()
 
     def _decision_scores(self, images: ImageData) -> np.ndarray:
-        if self.score == "patch":
+        if self.anomaly_score == "patch":
             fn = partial(losses.patch_loss, patch_size=self.patch_size, stride=self.patch_stride, top_n=self.top_n)
         else:
             fn = losses.l1_reconstruction_loss

@@ -579,7 +579,7 @@ class _GANGraph(nn.Module):
         self.generator = copy.deepcopy(estimator.net_.module_).cpu().float().eval()
         self.resize_in = _Resize((h, w), estimator.image_size_, antialias=True)
         self.resize_out = _Resize(estimator.image_size_, (h, w), antialias=False)
-        if estimator.score == "patch":
+        if estimator.anomaly_score == "patch":
             self.score_fn = partial(losses.patch_loss, patch_size=estimator.patch_size,
                                     stride=estimator.patch_stride, top_n=estimator.top_n)
         else:

@@ -78,7 +78,7 @@ def test_one_class_mode(digits):
 
 def test_patch_score_and_contamination(digits):
     X, y, X_te, _ = digits
-    det = DualDiscriminatorGANDetector(score="patch", patch_size=8, patch_stride=4, top_n=3,
+    det = DualDiscriminatorGANDetector(anomaly_score="patch", patch_size=8, patch_stride=4, top_n=3,
                                        contamination=0.1, **FAST).fit(X[y == 0])
     train_scores = det.decision_function(X[y == 0])
     assert np.mean(train_scores >= det.threshold_) == pytest.approx(0.1, abs=0.02)
@@ -113,7 +113,7 @@ def test_grid_search_over_loss_weights(digits, scoring):
     "params, match",
     [
         ({"w_recon": -1.0}, "w_recon"),
-        ({"score": "latent"}, "score"),
+        ({"anomaly_score": "latent"}, "anomaly_score"),
         ({"generator": "nope"}, "unknown backbone 'nope'"),
         ({"sampler": "nope"}, "unknown sampler 'nope'"),
         ({"image_size": 20}, "image_size"),
