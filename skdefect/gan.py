@@ -69,8 +69,12 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         Off by default: the paper does not use it, and on digit-like data a flip
         changes the class.
     epochs : int, default=25
-    lr : float, default=2e-4
-        Adam learning rate of all three networks.
+    lr : float, default=2e-3
+        Adam learning rate of all three networks (betas 0.5, 0.999). The paper gives
+        none; code that looks like the authors' uses 1e-4 and GANomaly 2e-4. Measured
+        on the MNIST one-class protocol (3 seeds, 12 epochs, ``benchmarks/``): mean
+        AUROC 0.884 at 2e-3 against 0.699 at 2e-4, so short CPU-sized trainings get
+        2e-3; lower it for long trainings on large images.
     batch_size : int, default=32
     image_size : int, tuple of int or None, default=None
         Side(s) the generator sees (multiples of 16); images are resized on the
@@ -154,7 +158,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         width: float = 1.0,
         augment: bool = False,
         epochs: int = 25,
-        lr: float = 2e-4,
+        lr: float = 2e-3,
         batch_size: int = 32,
         image_size: Any = None,
         image_shape: Any = None,
