@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
 from numbers import Integral, Real
 from typing import Any
@@ -27,7 +28,7 @@ from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_sampler
 from .training import ImageBatchSource
 from .training.base import checkpoint_for, sampler_features
-from .training.gan import DualGANNet
+from .training.gan import LOSS_WEIGHTS, DualGANNet
 
 __all__ = ["DualDiscriminatorGANDetector"]
 
@@ -198,6 +199,47 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         self.callbacks = callbacks
         self.checkpoint_dir = checkpoint_dir
 
+    def _build_modules(
+        self, channels: int, gen_factory: Any = None, disc_factory: Any = None
+    ) -> tuple[torch.nn.Module, Callable[[], torch.nn.Module]]:
+        """The untrained generator and a discriminator factory from the plugins (``fit`` and :func:`skdefect.load`)."""
+        if gen_factory is None:
+            gen_factory = resolve_plugin(get_backbone, self.generator, "generator")
+        if disc_factory is None:
+            disc_factory = resolve_plugin(get_backbone, self.discriminator, "discriminator")
+        generator = call_with_accepted(gen_factory, in_channels=channels, width=self.width)
+        if not hasattr(generator, "encode"):
+            raise ValueError(f"generator {self.generator!r} has no encode(x) method (needed by the latent loss)")
+        return generator, partial(call_with_accepted, disc_factory, in_channels=channels, width=self.width)
+
+    def _build_net(
+        self,
+        generator: torch.nn.Module,
+        discriminator: Callable[[], torch.nn.Module],
+        one_class: bool,
+        device: torch.device,
+        **training: Any,
+    ) -> DualGANNet:
+        """The skorch net of the three networks; ``training`` adds what only ``fit`` needs (sampler, ...)."""
+        return DualGANNet(
+            module=generator,
+            discriminator=discriminator,
+            one_class=one_class,
+            weights={name: getattr(self, name) for name in LOSS_WEIGHTS},
+            patch_size=self.patch_size,
+            patch_stride=self.patch_stride,
+            top_n=self.top_n,
+            optimizer=torch.optim.Adam,
+            optimizer__betas=(0.5, 0.999),
+            lr=self.lr,
+            max_epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=str(device),
+            augment=self.augment,
+            amp_dtype=resolve_precision(self.precision, device),
+            **training,
+        )
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> DualDiscriminatorGANDetector:
         """Train the generator and the discriminators.
@@ -228,10 +270,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         checkpoint, checkpoint_meta = checkpoint_for(self, images, labels)
 
         with seeded(self.random_state) as seed:
-            generator = call_with_accepted(gen_factory, in_channels=images.channels, width=self.width)
-            if not hasattr(generator, "encode"):
-                raise ValueError(f"generator {self.generator!r} has no encode(x) method (needed by the latent loss)")
-            discriminator = partial(call_with_accepted, disc_factory, in_channels=images.channels, width=self.width)
+            generator, discriminator = self._build_modules(images.channels, gen_factory, disc_factory)
             min_side = max(getattr(generator, "min_side", 1), getattr(discriminator(), "min_side", 1))
             image_size = resolve_image_size(
                 self.image_size, images, getattr(generator, "input_divisor", 1), min_side
@@ -239,29 +278,17 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             sampler = call_with_accepted(sampler_factory, random_state=seed)
             source = ImageBatchSource(images, labels, size=image_size)
             features = sampler_features(source, torch.device("cpu")) if sampler_name == "kmeans" else None
-            net = DualGANNet(
-                module=generator,
-                discriminator=discriminator,
-                one_class=one_class,
-                weights={name: getattr(self, name) for name in
-                         ("w_recon", "w_patch", "w_latent", "w_adv", "w_anomaly_adv", "w_abc")},
-                patch_size=self.patch_size,
-                patch_stride=self.patch_stride,
-                top_n=self.top_n,
+            net = self._build_net(
+                generator,
+                discriminator,
+                one_class,
+                device,
                 group_seed=seed,
-                optimizer=torch.optim.Adam,
-                optimizer__betas=(0.5, 0.999),
-                lr=self.lr,
-                max_epochs=self.epochs,
-                batch_size=self.batch_size,
-                device=str(device),
                 callbacks=self._skorch_callbacks(),
                 verbose=self.verbose,
                 sampler=sampler,
-                augment=self.augment,
                 augment_seed=seed,
                 features=features,
-                amp_dtype=resolve_precision(self.precision, device),
                 checkpoint=checkpoint,
                 checkpoint_meta=checkpoint_meta,
             )

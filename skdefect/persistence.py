@@ -74,54 +74,13 @@ def _skdefect_version() -> str:
 # -- what can be saved: the allowlist ---------------------------------------------------------------------------
 def _build_two_stage_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
     """An initialised (untrained) :class:`~skdefect.training.TwoStageNet` shaped like the fitted one."""
-    from ._base import resolve_plugin, resolve_precision
-    from .plugins import call_with_accepted, get_backbone
-    from .training import TwoStageNet
-
-    factory = resolve_plugin(get_backbone, est.backbone, "backbone")
-    module = call_with_accepted(factory, in_channels=int(attrs["input_shape_"][2]), width=est.width, norm=est.norm)
-    return TwoStageNet(
-        module=module,
-        optimizer=torch.optim.Adam,
-        lr=est.lr,
-        max_epochs=est.seg_epochs + est.dec_epochs,
-        batch_size=est.batch_size,
-        device=str(device),
-        verbose=0,
-        seg_epochs=est.seg_epochs,
-        augment=est.augment,
-        amp_dtype=resolve_precision(est.precision, device),
-    )
+    return est._build_net(est._build_module(int(attrs["input_shape_"][2])), device, verbose=0)
 
 
 def _build_gan_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
     """An initialised (untrained) :class:`~skdefect.training.gan.DualGANNet` shaped like the fitted one."""
-    from ._base import resolve_plugin, resolve_precision
-    from .plugins import call_with_accepted, get_backbone
-    from .training.gan import LOSS_WEIGHTS, DualGANNet
-
-    channels = int(attrs["input_shape_"][2])
-    gen_factory = resolve_plugin(get_backbone, est.generator, "generator")
-    disc_factory = resolve_plugin(get_backbone, est.discriminator, "discriminator")
-    generator = call_with_accepted(gen_factory, in_channels=channels, width=est.width)
-    return DualGANNet(
-        module=generator,
-        discriminator=partial(call_with_accepted, disc_factory, in_channels=channels, width=est.width),
-        one_class=bool(attrs["one_class_"]),
-        weights={name: getattr(est, name) for name in LOSS_WEIGHTS},
-        patch_size=est.patch_size,
-        patch_stride=est.patch_stride,
-        top_n=est.top_n,
-        optimizer=torch.optim.Adam,
-        optimizer__betas=(0.5, 0.999),
-        lr=est.lr,
-        max_epochs=est.epochs,
-        batch_size=est.batch_size,
-        device=str(device),
-        verbose=0,
-        augment=est.augment,
-        amp_dtype=resolve_precision(est.precision, device),
-    )
+    generator, discriminator = est._build_modules(int(attrs["input_shape_"][2]))
+    return est._build_net(generator, discriminator, bool(attrs["one_class_"]), device, verbose=0)
 
 
 _COMMON_ATTRIBUTES = ("classes_", "threshold_", "input_shape_", "image_size_", "n_features_in_", "n_parameters_")

@@ -222,6 +222,33 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             )
         return images, y, masks
 
+    def _build_module(self, channels: int, factory: Any = None) -> torch.nn.Module:
+        """The untrained two-stage network from the ``backbone`` plugin (``fit`` and :func:`skdefect.load`)."""
+        if factory is None:
+            factory = resolve_plugin(get_backbone, self.backbone, "backbone")
+        module = call_with_accepted(factory, in_channels=channels, width=self.width, norm=self.norm)
+        for part in ("segmentation", "decision"):
+            if not isinstance(getattr(module, part, None), torch.nn.Module):
+                raise ValueError(
+                    f"backbone {self.backbone!r} is not a two-stage network: it has no '{part}' submodule"
+                )
+        return module
+
+    def _build_net(self, module: torch.nn.Module, device: torch.device, **training: Any) -> TwoStageNet:
+        """The skorch net around ``module``; ``training`` adds what only ``fit`` needs (loss, sampler, ...)."""
+        return TwoStageNet(
+            module=module,
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            max_epochs=self.seg_epochs + self.dec_epochs,
+            batch_size=self.batch_size,
+            device=str(device),
+            seg_epochs=self.seg_epochs,
+            augment=self.augment,
+            amp_dtype=resolve_precision(self.precision, device),
+            **training,
+        )
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, masks: Any = None) -> ConcentratedTwoStageDetector:
         """Train the segmentation stage, then the decision stage.
@@ -251,15 +278,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         checkpoint, checkpoint_meta = checkpoint_for(self, images, y, masks)
 
         with seeded(self.random_state) as seed:
-            module = call_with_accepted(
-                backbone_factory, in_channels=images.channels, width=self.width, norm=self.norm
-            )
-            for part in ("segmentation", "decision"):
-                if not isinstance(getattr(module, part, None), torch.nn.Module):
-                    raise ValueError(
-                        f"backbone {self.backbone!r} is not a two-stage network: it has no "
-                        f"'{part}' submodule"
-                    )
+            module = self._build_module(images.channels, backbone_factory)
             image_size = resolve_image_size(
                 self.image_size, images, getattr(module, "input_divisor", 1), getattr(module, "min_side", None)
             )
@@ -268,22 +287,15 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             mean, std = input_statistics(images)
             source = ImageBatchSource(images, y, masks, mask_known, size=image_size, mean=mean, std=std)
             features = sampler_features(source, torch.device("cpu")) if self.sampler == "kmeans" else None
-            net = TwoStageNet(
-                module=module,
-                optimizer=torch.optim.Adam,
-                lr=self.lr,
-                max_epochs=self.seg_epochs + self.dec_epochs,
-                batch_size=self.batch_size,
-                device=str(device),
+            net = self._build_net(
+                module,
+                device,
                 callbacks=self._skorch_callbacks(),
                 verbose=self.verbose,
                 seg_loss=seg_loss,
-                seg_epochs=self.seg_epochs,
                 sampler=sampler,
                 features=features,
-                augment=self.augment,
                 augment_seed=seed,
-                amp_dtype=resolve_precision(self.precision, device),
                 checkpoint=checkpoint,
                 checkpoint_meta=checkpoint_meta,
             )
