@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import platform
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -17,3 +20,21 @@ def device_name() -> str:
     except (OSError, StopIteration):
         model = platform.processor() or "unknown"
     return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def run_and_write(run: Callable[..., dict], table: Callable[[dict], str], out: str | Path, name: str) -> dict:
+    """``run(on_row=write)`` writing ``name.json`` and ``name.md`` to ``out`` after every run and at the end.
+
+    An interrupted benchmark keeps what it measured; the tables say which seeds completed.
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(result: dict) -> None:
+        (folder / f"{name}.json").write_text(json.dumps(result, indent=1))
+        (folder / f"{name}.md").write_text(table(result))
+
+    result = run(on_row=write)
+    write(result)
+    print(table(result))
+    return result

@@ -15,7 +15,6 @@ Needs ``pip install skdefect[datasets]`` (the ``elpv-dataset`` wheel, 90 MB).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from skdefect import DualDiscriminatorGANDetector, __version__
 from skdefect.datasets import load_elpv
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import device_name  # noqa: E402
+from _common import device_name, run_and_write  # noqa: E402
 
 # name -> (estimator parameters, train on normals only)
 CONFIGS: dict[str, tuple[dict, bool]] = {
@@ -97,17 +96,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def write(result: dict) -> None:
-        (out / "elpv.json").write_text(json.dumps(result, indent=1))
-        (out / "elpv.md").write_text(table(result))
-
-    result = run(args, on_row=write)
-    write(result)
-    print(table(result))
-
+    run_and_write(lambda on_row: run(args, on_row=on_row), table, args.out, "elpv")
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,6 @@ reduced settings (image side, width, epochs) and writes them into the JSON and t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from skdefect import ConcentratedTwoStageDetector, __version__
 from skdefect.datasets import load_magnetic_tile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import device_name  # noqa: E402
+from _common import device_name, run_and_write  # noqa: E402
 
 # name -> estimator parameters (on top of the shared reduced settings)
 CONFIGS: dict[str, dict] = {
@@ -148,17 +147,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def write(result: dict) -> None:  # after every run, so an interrupted benchmark keeps what it measured
-        (out / "magnetic_tile.json").write_text(json.dumps(result, indent=1))
-        (out / "magnetic_tile.md").write_text(table(result))
-
-    result = run(args, on_row=write)
-    write(result)
-    print(table(result))
-
+    run_and_write(lambda on_row: run(args, on_row=on_row), table, args.out, "magnetic_tile")
 
 if __name__ == "__main__":
     main()

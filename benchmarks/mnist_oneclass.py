@@ -11,7 +11,6 @@ splits in one run. Writes ``results/mnist_oneclass.json`` and ``results/mnist_on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from skdefect import DualDiscriminatorGANDetector, __version__
 from skdefect.datasets import load_mnist_oneclass
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import device_name  # noqa: E402
+from _common import device_name, run_and_write  # noqa: E402
 
 # name -> (estimator parameters, train on normals only)
 CONFIGS: dict[str, tuple[dict, bool]] = {
@@ -106,17 +105,10 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    def go(on_row):  # noqa: ANN001, ANN202
+        return run(args.seeds, args.epochs, args.lr, args.digits, args.configs, on_row=on_row)
 
-    def write(result: dict) -> None:  # after every fit, so an interrupted run keeps what it measured
-        (out / "mnist_oneclass.json").write_text(json.dumps(result, indent=1))
-        (out / "mnist_oneclass.md").write_text(table(result))
-
-    result = run(args.seeds, args.epochs, args.lr, args.digits, args.configs, on_row=write)
-    write(result)
-    print(table(result))
-
+    run_and_write(go, table, args.out, "mnist_oneclass")
 
 if __name__ == "__main__":
     main()
