@@ -154,3 +154,26 @@ def test_abc_loss_pushes_anomalies_away(digits):
         return s[y == 1].mean() - s[y == 0].mean()
 
     assert gap(with_abc) > gap(without)
+
+
+def test_patch_loss_concentrates_on_the_worst_patches(digits):
+    """Eq. of the patch loss: the mean of the top-n patch errors. Trained with it, the generator's worst
+    patches come closer to its average error than with L1 alone (measured ratio 1.17-1.22 vs 1.38-1.44,
+    seeds 0-2)."""
+    from functools import partial
+
+    from skdefect import losses
+
+    X, y, *_ = digits
+    normals = X[y == 0]
+
+    def worst_to_mean_ratio(w_patch: float) -> float:
+        det = DualDiscriminatorGANDetector(
+            **{**FAST, "epochs": 6}, w_recon=1.0, w_patch=w_patch, w_latent=0.0, w_adv=0.0,
+            patch_size=8, patch_stride=4, top_n=3,
+        ).fit(normals)
+        images = det._check_predict_images(normals)
+        worst = det._errors(images, partial(losses.patch_loss, patch_size=8, stride=4, top_n=3))
+        return float((worst / det._errors(images, losses.l1_reconstruction_loss)).mean())
+
+    assert worst_to_mean_ratio(3.0) < 0.92 * worst_to_mean_ratio(0.0)
