@@ -327,9 +327,9 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
 
         def step(x: torch.Tensor) -> torch.Tensor:
             x_hat = generator(x)[0].float()
-            return fn(x.float(), x_hat).cpu()
+            return fn(x.float(), x_hat)
 
-        return torch.cat(list(self.net_.forward_batches(self._source(images), step))).numpy()
+        return self.net_.forward_into(self._source(images), step, np.float32)
 
     def _decision_scores(self, images: ImageData) -> np.ndarray:
         if self.anomaly_score == "patch":

@@ -321,8 +321,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
 
     def _decision_scores(self, images: ImageData) -> np.ndarray:
         module = self.net_.module_
-        parts = self.net_.forward_batches(self._source(images), lambda x: module(x)[1].float().cpu())
-        return torch.cat(list(parts)).numpy().astype(np.float64)
+        return self.net_.forward_into(self._source(images), lambda x: module(x)[1].float(), np.float64)
 
     def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """P(defect) = sigmoid of the decision logit."""
@@ -344,6 +343,6 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
 
         def to_map(x: torch.Tensor) -> torch.Tensor:
             logits = self.net_._segment(x).float()
-            return F.interpolate(logits, size=size, mode="bilinear", align_corners=False).sigmoid()[:, 0].cpu()
+            return F.interpolate(logits, size=size, mode="bilinear", align_corners=False).sigmoid()[:, 0]
 
-        return torch.cat(list(self.net_.forward_batches(self._source(images), to_map))).numpy()
+        return self.net_.forward_into(self._source(images), to_map, np.float32)
