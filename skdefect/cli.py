@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  skdefect fit data/manifest.csv --detector two-stage --out model.skdefect --image-size 128\n"
         "  skdefect fit mvtec/bottle --split train --detector gan --out bottle.skdefect --epochs 50 \\\n"
-        "      --param width=0.5 --param score=patch -v",
+        "      --param width=0.5 --param anomaly_score=patch -v",
         formatter_class=_Formatter,
     )
     p.add_argument("data", metavar="DATA", help=_DATA_HELP)
