@@ -129,7 +129,8 @@ def table(result: dict) -> str:
         f"batch {s['batch_size']}, lr {s['lr']}; device {result['device']}. Chance AP = 392/1344 = 0.29.\n\n"
         f"`{result['command']}`\n\n"
     )
-    return head + "\n".join(lines) + "\n"
+    note = f"{result['note']}.\n\n" if result.get("note") else ""
+    return head + note + "\n".join(lines) + "\n"
 
 
 def main() -> None:
