@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from sklearn.utils.validation import check_is_fitted
 from ._validation import ImageData, check_image_shape_matches, check_images
 
 __all__ = [
+    "COMPILE_MODES",
     "BaseDefectDetector",
     "f1_max_threshold",
+    "resolve_compile",
     "resolve_device",
     "resolve_image_size",
     "resolve_plugin",
@@ -88,6 +91,38 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return _PRECISIONS[precision]
+
+
+#: ``torch.compile`` modes an estimator's ``compile`` parameter may name (``True`` is ``"default"``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _cpp_compiler() -> str | None:
+    """The C++ compiler TorchInductor would build CPU kernels with (``$CXX``, else the usual names), or None."""
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def resolve_compile(compile: bool | str, device: torch.device) -> str | None:
+    """The ``torch.compile`` mode of a ``compile`` parameter, None for eager execution.
+
+    Compiling on the CPU builds C++ kernels: without a compiler the first forward pass
+    would fail deep inside TorchInductor, so that is refused here, before any training.
+    """
+    if not isinstance(compile, str):
+        if not compile:
+            return None
+    mode = compile if isinstance(compile, str) else "default"
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be a bool or one of {list(COMPILE_MODES)}, got {compile!r}")
+    if device.type == "cpu" and _cpp_compiler() is None:
+        raise ValueError(
+            f"compile={compile!r} on the CPU needs a C++ compiler for TorchInductor's kernels (set $CXX or "
+            "install g++); none was found. Use compile=False."
+        )
+    return mode
 
 
 @contextlib.contextmanager

@@ -16,8 +16,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import losses
 from ._base import (
+    COMPILE_MODES,
     BaseDefectDetector,
     f1_max_threshold,
+    resolve_compile,
     resolve_device,
     resolve_image_size,
     resolve_plugin,
@@ -87,7 +89,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         when anomalies are given and takes the 95th percentile of the normal
         scores otherwise; a float is the expected anomalous share (IsolationForest
         style quantile).
-    device, precision, random_state, verbose, callbacks
+    device, precision, compile, random_state, verbose, callbacks
         As in :class:`~skdefect.ConcentratedTwoStageDetector`.
     checkpoint_dir : str, path or None, default=None
         Directory for training checkpoints, as in
@@ -134,6 +136,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "device": [str],
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+        "compile": ["boolean", StrOptions(set(COMPILE_MODES))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [None, list],
@@ -166,6 +169,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         contamination: Any = "auto",
         device: str = "auto",
         precision: str = "auto",
+        compile: bool | str = False,
         random_state: Any = None,
         verbose: int = 0,
         callbacks: list | None = None,
@@ -194,6 +198,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         self.contamination = contamination
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -237,6 +242,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             device=str(device),
             augment=self.augment,
             amp_dtype=resolve_precision(self.precision, device),
+            compile_mode=resolve_compile(self.compile, device),
             **training,
         )
 

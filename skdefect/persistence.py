@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .training.base import eager
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -358,7 +360,7 @@ def save_estimator(estimator: Any, path: str | os.PathLike[str]) -> Path:
     return _write(path, config, tensors)
 
 
-def load(path: str | os.PathLike[str], device: str = "cpu") -> Any:
+def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str | None = None) -> Any:
     """Load a detector written by ``estimator.save(path)``.
 
     Only the safetensors header (JSON) and the raw tensor bytes are read: no pickle, no code from
@@ -373,6 +375,9 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> Any:
         Where the networks go: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``, whatever device the
         model was fitted on. The loaded estimator's ``device`` parameter is set to it, so a later
         ``fit`` trains there too.
+    compile : bool, str or None, default=None
+        The loaded estimator's ``compile`` parameter; None keeps the saved one. A model fitted
+        with ``compile=True`` on a GPU machine can so be loaded eager where no compiler is.
 
     Returns
     -------
@@ -433,7 +438,8 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> Any:
     if missing_attrs:
         raise ValueError(f"{path} lacks the fitted attributes {missing_attrs} that {name} needs")
 
-    estimator = cls(**{**params, "device": device})
+    overrides = {"device": device} if compile is None else {"device": device, "compile": compile}
+    estimator = cls(**{**params, **overrides})
     estimator._validate_params()  # sklearn's constraints, as fit would check them
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):  # building networks draws random weights: keep the caller's RNG
@@ -598,7 +604,7 @@ def export_onnx(estimator: Any, path: str | os.PathLike[str], *, opset: int = 17
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), eager(graph):  # the tracer needs the Python forward
             warnings.simplefilter("ignore")  # tracer and deprecation chatter
             torch.onnx.export(
                 graph, (example,), tmp, input_names=["image"], output_names=["score", "map"],

@@ -13,8 +13,10 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
+    COMPILE_MODES,
     BaseDefectDetector,
     f1_max_threshold,
+    resolve_compile,
     resolve_device,
     resolve_image_size,
     resolve_plugin,
@@ -95,6 +97,16 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         ``"auto"`` picks CUDA when present, else the CPU.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype; ``"auto"`` is bf16 on CUDA, fp32 on the CPU.
+    compile : bool or {"default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"}, \
+            default=False
+        ``torch.compile`` the networks' forward passes (``True`` is mode
+        ``"default"``). Modules are compiled in place (``nn.Module.compile``):
+        parameter names, checkpoints, pickles and saved files are those of the
+        eager networks, and a pickled or loaded detector compiles again. Each
+        network compiles at its first call and again per new batch shape and
+        train/eval mode, which costs tens of seconds; it pays on CUDA for long
+        fits and large predictions (see the performance guide for figures). On
+        the CPU it needs a C++ compiler, checked before training.
     random_state : int, RandomState instance or None, default=None
         Seeds network initialisation and sampling; a fixed value gives identical
         scores on the CPU.
@@ -155,6 +167,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         "image_shape": [None, tuple, list],
         "device": [str],
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+        "compile": ["boolean", StrOptions(set(COMPILE_MODES))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [None, list],
@@ -180,6 +193,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         image_shape: Any = None,
         device: str = "auto",
         precision: str = "auto",
+        compile: bool | str = False,
         random_state: Any = None,
         verbose: int = 0,
         callbacks: list | None = None,
@@ -201,6 +215,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         self.image_shape = image_shape
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -246,6 +261,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             seg_epochs=self.seg_epochs,
             augment=self.augment,
             amp_dtype=resolve_precision(self.precision, device),
+            compile_mode=resolve_compile(self.compile, device),
             **training,
         )
 

@@ -60,13 +60,30 @@ def use_channels_last(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
+@contextlib.contextmanager
+def eager(*modules: torch.nn.Module) -> Iterator[None]:
+    """Run the forward passes of ``modules`` (and their children) uncompiled inside the block.
+
+    ``nn.Module.compile`` compiles in place, keeping its compiled call in the module's
+    ``_compiled_call_impl``; tracers such as the ONNX exporter need the Python forward.
+    """
+    saved = [(m, m._compiled_call_impl) for root in modules for m in root.modules() if m._compiled_call_impl]
+    for m, _ in saved:
+        m._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for m, call in saved:
+            m._compiled_call_impl = call
+
+
 def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index or 0) == (b.index or 0)
 
 #: Version of the checkpoint layout written by :meth:`DefectNetBase.save_checkpoint`.
 CHECKPOINT_FORMAT = 1
 #: Estimator parameters that do not change what training computes, so a checkpoint ignores them.
-CHECKPOINT_IGNORED_PARAMS = frozenset({"callbacks", "checkpoint_dir", "device", "verbose"})
+CHECKPOINT_IGNORED_PARAMS = frozenset({"callbacks", "checkpoint_dir", "compile", "device", "verbose"})
 
 
 class ImageBatchSource(torch.utils.data.Dataset):
@@ -360,6 +377,7 @@ class DefectNetBase(NeuralNet):
         sampler: Any = None,
         features: np.ndarray | None = None,
         amp_dtype: torch.dtype | None = None,
+        compile_mode: str | None = None,
         predict_batch_size: int | None = None,
         augment: bool = False,
         augment_seed: int = 0,
@@ -373,6 +391,7 @@ class DefectNetBase(NeuralNet):
         self.sampler = sampler
         self.features = features
         self.amp_dtype = amp_dtype
+        self.compile_mode = compile_mode
         self.predict_batch_size = predict_batch_size
         self.augment = augment
         self.augment_seed = augment_seed
@@ -462,7 +481,29 @@ class DefectNetBase(NeuralNet):
                 module = getattr(self, name + "_", None)
                 if isinstance(module, torch.nn.Module):
                     module.to(memory_format=torch.channels_last)
+        self._compile_modules()
         return self
+
+    # -- torch.compile ------------------------------------------------------------
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The modules whose forward ``compile_mode`` compiles: every registered module; subclasses whose
+        train steps call submodules on their own (the two stages) name those instead."""
+        return [getattr(self, name + "_") for name in self._modules]
+
+    def _compile_modules(self) -> None:
+        """``nn.Module.compile`` (in place, not skorch's ``compile=True`` wrapper) on :meth:`compile_targets`:
+        parameter names, state dicts, checkpoints and saved files stay those of the eager modules. Each
+        module is compiled at its first call, again per new input shape, train/eval mode or grad mode."""
+        if self.compile_mode is None:
+            return
+        for module in self.compile_targets():
+            module.compile(mode=self.compile_mode)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # nn.Module drops its compiled call when pickled (it cannot be pickled): compile again
+        super().__setstate__(state)
+        if getattr(self, "initialized_", False) and getattr(self, "compile_mode", None) is not None:
+            self._compile_modules()
 
     # -- epochs -------------------------------------------------------------------
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):  # noqa: ANN001

@@ -91,6 +91,11 @@ class TwoStageNet(DefectNetBase):
         self.optimizer_decision_ = self.optimizer(dec_params, **opt_kwargs)
         return self
 
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The two stages: the decision stage trains on the frozen segmentation net's output, calling each
+        stage on its own."""
+        return [self.module_.segmentation, self.module_.decision]
+
     @property
     def schedule(self) -> str:
         return getattr(self.module_, "schedule", "sequential")
