@@ -108,6 +108,22 @@ def test_run_script_writes_json_and_table(tmp_path: Path) -> None:
     _check_table(md, 2)
 
 
+@pytest.mark.slow
+def test_run_script_compiled_writes_its_own_files(tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    code = run.main(["--suite", "tiny", "--repeats", "1", "--threads", str(threads), "--out", str(tmp_path),
+                     "--only", "gan-predict", "--compile"])
+    assert code == 0
+    assert not (tmp_path / "speed_tiny_cpu.json").exists()  # the eager results are not overwritten
+    result = json.loads((tmp_path / "speed_tiny_cpu_compiled.json").read_text())
+    assert "--compile" in result["command"]
+    _check_speed_rows(result["rows"], {(GAN, "predict", None)})
+    assert all(r["compile"] is True for r in result["rows"])
+    md = (tmp_path / "speed_tiny_cpu_compiled.md").read_text()
+    _check_table(md, 1)
+    assert "dual GAN, compiled" in md
+
+
 def test_check_row_names_what_is_wrong() -> None:
     row = {k: 1.0 for k in harness.ROW_FIELDS} | {"phase": "fit"}
     harness.check_row(row)

@@ -72,6 +72,7 @@ class Case:
     stage: str | None = None  # two-stage fit: "segmentation" | "decision"; GAN fit: "all"
     width: float = 1.0
     precision: str = "auto"
+    compile: bool = False  # the estimator with compile=True; the plain loop stays eager (the reference)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -79,7 +80,8 @@ class Case:
         c, h, w = self.input_shape
         short = "two_stage" if self.estimator == TWO_STAGE else "gan"
         stage = f"-{self.stage}" if self.stage else ""
-        return f"{short}-{self.phase}{stage}-{c}x{h}x{w}-bs{self.batch_size}-w{self.width:g}"
+        compiled = "-compiled" if self.compile else ""
+        return f"{short}-{self.phase}{stage}-{c}x{h}x{w}-bs{self.batch_size}-w{self.width:g}{compiled}"
 
 
 def _gan_extra(side: int) -> dict:
@@ -168,7 +170,8 @@ def make_estimator(case: Case, device: torch.device, *, epochs: int | None = Non
 
     epochs = case.epochs if epochs is None else epochs
     common = {"batch_size": case.batch_size, "width": case.width, "device": str(device),
-              "precision": case.precision, "random_state": 0, "augment": False, "sampler": "uniform"}
+              "precision": case.precision, "compile": case.compile, "random_state": 0, "augment": False,
+              "sampler": "uniform"}
     if case.estimator == TWO_STAGE:
         seg, dec = (epochs, 0) if case.stage in (None, "segmentation") else (0, epochs)
         return ConcentratedTwoStageDetector(seg_epochs=seg, dec_epochs=dec, **common)
@@ -501,6 +504,7 @@ def make_row(case: Case, est_t: Timings, plain_t: Timings, flops: dict[str, floa
         "tflops": work / est / 1e12,
         "command": command,
         "width": case.width,
+        "compile": case.compile,
         "n_images": case.n_images,
         "epochs": case.epochs if case.phase == "fit" else None,
         "ratio_cpu_time": statistics.median(est_t.cpu) / statistics.median(plain_t.cpu),
@@ -552,6 +556,7 @@ def table(rows: Sequence[dict]) -> str:
     ]
     for r in rows:
         est = "two-stage" if r["estimator"] == TWO_STAGE else "dual GAN"
+        est += ", compiled" if r.get("compile") else ""
         lines.append(
             f"| {est} (w {r.get('width', 1):g}) | {r['phase']} | {r['stage'] or '-'} | {_shape(r)} | "
             f"{r['batch_size']} | {r['precision']} | {r['device']} | {r['img_per_s']:,.1f} | "

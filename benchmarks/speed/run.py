@@ -3,8 +3,9 @@
     python benchmarks/speed/run.py                       # "small" on the CPU, "paper" on a CUDA GPU
     python benchmarks/speed/run.py --suite small --scale # also the memmap-RSS and fit-scaling checks
     python benchmarks/speed/run.py --suite paper         # the papers' sizes (slow without a GPU)
+    python benchmarks/speed/run.py --compile             # estimators with compile=True vs the eager loop
 
-Writes ``speed_<suite>_<cpu|cuda>.json`` and ``.md`` (and ``speed_scale_<cpu|cuda>.json`` / ``.md`` with
+Writes ``speed_<suite>_<cpu|cuda>[_compiled].json`` and ``.md`` (and ``speed_scale_<cpu|cuda>.json`` / ``.md`` with
 ``--scale``) into ``--out`` (default ``benchmarks/results``). What is timed, and how, is described in
 ``harness.py``; the same cases run under pytest-benchmark with ``pytest benchmarks/speed``.
 """
@@ -12,6 +13,7 @@ Writes ``speed_<suite>_<cpu|cuda>.json`` and ``.md`` (and ``speed_scale_<cpu|cud
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -39,10 +41,12 @@ def _meta(command: str, device: torch.device, threads: int | None) -> dict:
 
 
 def run_speed(suite: str, repeats: int, device: torch.device, command: str, only: Sequence[str] = (),
-              threads: int | None = None, log: bool = True) -> dict:
-    """Measure every case of ``suite`` (those whose label contains one of ``only``, when given)."""
+              threads: int | None = None, log: bool = True, compile: bool = False) -> dict:
+    """Measure every case of ``suite`` (those whose label contains one of ``only``, when given); with
+    ``compile``, the estimators run with ``compile=True`` (compilation happens in the warm-up round)."""
     rows = []
     for case in harness.cases(suite):
+        case = dataclasses.replace(case, compile=compile)
         if only and not any(s in case.label for s in only):
             continue
         start = time.perf_counter()
@@ -90,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU runs)")
     parser.add_argument("--only", nargs="*", default=(), help="run the cases whose label contains one of these")
+    parser.add_argument("--compile", action="store_true",
+                        help="estimators with compile=True (torch.compile) against the eager plain loop")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed cases")
     parser.add_argument("--scale", action="store_true", help="also run the memmap-RSS and fit-scaling checks")
     parser.add_argument("--scale-estimators", nargs="*", default=("gan", "two_stage"), choices=("gan", "two_stage"))
@@ -107,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python benchmarks/speed/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     kind = device.type
     if not args.no_speed:
-        result = run_speed(suite, args.repeats, device, command.strip(), args.only, threads)
-        path = harness.write_results(result, args.out, f"speed_{suite}_{kind}")
+        result = run_speed(suite, args.repeats, device, command.strip(), args.only, threads, compile=args.compile)
+        path = harness.write_results(result, args.out, f"speed_{suite}_{kind}" + ("_compiled" if args.compile else ""))
         print(f"wrote {path} and its .md")
     if args.scale:
         result = run_scale(args.scale_estimators, args.rss_sizes, args.fit_sizes, device, command.strip(),
