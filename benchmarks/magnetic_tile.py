@@ -130,7 +130,29 @@ def table(result: dict) -> str:
         f"`{result['command']}`\n\n"
     )
     note = f"{result['note']}.\n\n" if result.get("note") else ""
-    return head + note + "\n".join(lines) + "\n"
+    return head + note + "\n".join(lines) + "\n" + paired_table(rows)
+
+
+def paired_table(rows: list[dict], metric: str = "ap_step") -> str:
+    """Each configuration against the first on the same (seed, fold) splits: the mean paired difference,
+    its standard error and how often the first configuration scored higher. The splits' own difficulty,
+    most of the spread of the table above, cancels out of a paired difference."""
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    if len(configs) < 2:
+        return ""
+    by_split = {(r["config"], r["seed"], r["fold"]): r[metric] for r in rows}
+    first = configs[0]
+    lines = ["", f"Paired on the same splits, {metric} of {first} minus each other configuration's:", "",
+             "| config | mean difference | standard error | splits where " + first + " is higher |",
+             "|---|---|---|---|"]
+    for c in configs[1:]:
+        keys = [(seed, fold) for (cc, seed, fold) in by_split if cc == c and (first, seed, fold) in by_split]
+        d = np.array([by_split[(first, *k)] - by_split[(c, *k)] for k in keys])
+        if not len(d):
+            continue
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        lines.append(f"| {c} | {d.mean():+.3f} | {se:.3f} | {(d > 0).sum()} of {len(d)} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
