@@ -68,7 +68,8 @@ def run(args: argparse.Namespace, on_row=None) -> dict:
         "protocol": f"StratifiedKFold({args.folds}, shuffle, random_state=seed) over 1344 images (392 defective); "
         f"images stretched to {args.image_size}x{args.image_size} gray",
         "settings": {k: getattr(args, k) for k in
-                     ("image_size", "width", "seg_epochs", "dec_epochs", "batch_size", "lr", "folds", "max_folds")},
+                     ("image_size", "width", "seg_epochs", "dec_epochs", "batch_size", "lr", "folds", "max_folds",
+                      "only_folds")},
         "seeds": args.seeds,
         "device": device_name(),
         "skdefect": __version__,
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace, on_row=None) -> dict:
         for fold, (tr, te) in enumerate(folds):
             if args.max_folds is not None and fold >= args.max_folds:
                 break
+            if args.only_folds is not None and fold not in args.only_folds:
+                continue
             for name in args.configs:
                 det = ConcentratedTwoStageDetector(
                     width=args.width, seg_epochs=args.seg_epochs, dec_epochs=args.dec_epochs,
@@ -122,6 +125,8 @@ def table(result: dict) -> str:
     s = result["settings"]
     done = sorted({r["seed"] for r in rows})
     folds_note = "" if s["max_folds"] is None else f" (first {s['max_folds']} folds of each seed)"
+    if s.get("only_folds") is not None:
+        folds_note += f" (folds {s['only_folds']} of each seed)"
     head = (
         f"Magnetic tile, test folds, mean ± std over (seed, fold) runs; seeds run {done} of {result['seeds']}, "
         f"{s['folds']}-fold stratified{folds_note}; "
@@ -165,12 +170,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--max-folds", type=int, default=None, help="run only the first N folds of each seed")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None,
+                        help="run only these folds (0-based) of each seed, e.g. to split a run across processes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--stem", default="magnetic_tile", help="file name of the results (.json, .md)")
     args = parser.parse_args()
-    run_and_write(lambda on_row: run(args, on_row=on_row), table, args.out, "magnetic_tile")
+    run_and_write(lambda on_row: run(args, on_row=on_row), table, args.out, args.stem)
 
 if __name__ == "__main__":
     main()

@@ -111,9 +111,8 @@ def resolve_compile(compile: bool | str, device: torch.device) -> str | None:
     Compiling on the CPU builds C++ kernels: without a compiler the first forward pass
     would fail deep inside TorchInductor, so that is refused here, before any training.
     """
-    if not isinstance(compile, str):
-        if not compile:
-            return None
+    if not isinstance(compile, str) and not compile:
+        return None
     mode = compile if isinstance(compile, str) else "default"
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be a bool or one of {list(COMPILE_MODES)}, got {compile!r}")
