@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from skdefect._base import _cpp_compiler
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = ROOT / "benchmarks" / "speed"
 sys.path.insert(0, str(SPEED))
@@ -109,6 +111,7 @@ def test_run_script_writes_json_and_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(_cpp_compiler() is None, reason="no C++ compiler for TorchInductor's CPU kernels")
 def test_run_script_compiled_writes_its_own_files(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     code = run.main(["--suite", "tiny", "--repeats", "1", "--threads", str(threads), "--out", str(tmp_path),

@@ -18,11 +18,12 @@ from torch._dynamo.utils import counters
 
 import skdefect
 from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
-from skdefect._base import resolve_compile
+from skdefect._base import _cpp_compiler, resolve_compile
 from skdefect.datasets import make_surface_defects
 from skdefect.training.base import eager
 
 pytestmark = pytest.mark.skipif(not torch._dynamo.is_dynamo_supported(), reason="torch.compile unsupported here")
+needs_compiler = pytest.mark.skipif(_cpp_compiler() is None, reason="no C++ compiler for TorchInductor's CPU kernels")
 
 _X, _Y, _M = make_surface_defects(n_samples=200, image_shape=(32, 32), difficulty="easy", textures=("brick",),
                                   random_state=0)
@@ -55,6 +56,7 @@ def compiled_gan() -> tuple[DualDiscriminatorGANDetector, int]:
     return det, _captured() - before
 
 
+@needs_compiler
 def test_two_stage_compiles_both_stages_and_learns(compiled_ts):
     det, graphs = compiled_ts
     assert graphs >= 2  # the segmentation and the decision stage, at least one graph each
@@ -65,6 +67,7 @@ def test_two_stage_compiles_both_stages_and_learns(compiled_ts):
     assert average_precision_score(Y_TEST, det.decision_function(X_TEST)) > 0.8
 
 
+@needs_compiler
 def test_compiled_training_computes_what_eager_training_computes(compiled_ts):
     det = compiled_ts[0]
     eager_det = ConcentratedTwoStageDetector(**TS).fit(X, Y, masks=M)
@@ -78,6 +81,7 @@ def test_compiled_training_computes_what_eager_training_computes(compiled_ts):
                                                                   rel=0.1)
 
 
+@needs_compiler
 def test_gan_compiles_generator_and_discriminator(compiled_gan):
     det, graphs = compiled_gan
     assert graphs >= 2
@@ -85,6 +89,7 @@ def test_gan_compiles_generator_and_discriminator(compiled_gan):
     assert np.isfinite(det.score_samples(X_TEST)).all()
 
 
+@needs_compiler
 @pytest.mark.parametrize("kind", ["ts", "gan"])
 def test_compiled_forward_equals_eager_forward_on_the_same_weights(kind, compiled_ts, compiled_gan):
     det = (compiled_ts if kind == "ts" else compiled_gan)[0]
@@ -95,6 +100,7 @@ def test_compiled_forward_equals_eager_forward_on_the_same_weights(kind, compile
     np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
 
 
+@needs_compiler
 @pytest.mark.parametrize("kind", ["ts", "gan"])
 def test_parameter_names_are_those_of_the_eager_network(kind, compiled_ts, compiled_gan):
     det = (compiled_ts if kind == "ts" else compiled_gan)[0]
@@ -102,6 +108,7 @@ def test_parameter_names_are_those_of_the_eager_network(kind, compiled_ts, compi
         assert not any("_orig_mod" in key for key in module.state_dict())
 
 
+@needs_compiler
 @pytest.mark.parametrize("kind", ["ts", "gan"])
 def test_pickle_round_trip_compiles_again_with_identical_scores(kind, compiled_ts, compiled_gan):
     det = (compiled_ts if kind == "ts" else compiled_gan)[0]
@@ -111,6 +118,7 @@ def test_pickle_round_trip_compiles_again_with_identical_scores(kind, compiled_t
     np.testing.assert_array_equal(back.decision_function(X_TEST), det.decision_function(X_TEST))
 
 
+@needs_compiler
 def test_save_load_can_drop_compilation(compiled_ts, tmp_path):
     det = compiled_ts[0]
     path = det.save(tmp_path / "model.skdefect")
@@ -122,6 +130,7 @@ def test_save_load_can_drop_compilation(compiled_ts, tmp_path):
     np.testing.assert_allclose(plain.decision_function(X_TEST), det.decision_function(X_TEST), rtol=1e-4, atol=1e-5)
 
 
+@needs_compiler
 def test_onnx_export_of_a_compiled_detector(compiled_ts, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     det = compiled_ts[0]
