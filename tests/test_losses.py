@@ -33,9 +33,10 @@ def ref_iou(p: np.ndarray, y: np.ndarray, s: float = 1.0) -> np.ndarray:
     return np.array(out)
 
 
-def ref_dice(p: np.ndarray, y: np.ndarray, s: float = 1.0) -> np.ndarray:
+def ref_dice(p: np.ndarray, y: np.ndarray, s: float = 1.0, empty: str = "ignore") -> np.ndarray:
     p, y = _rows(p), _rows(y)
-    return 1.0 - (2 * (p * y).sum(1) + s) / (p.sum(1) + y.sum(1) + s)
+    loss = 1.0 - (2 * (p * y).sum(1) + s) / (p.sum(1) + y.sum(1) + s)
+    return np.where(y.sum(1) > 0, loss, 0.0) if empty == "ignore" else loss
 
 
 def ref_bce_pixels(x: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndarray:
@@ -52,7 +53,7 @@ def ref_bce(x, y, pos_weight=1.0, w=None) -> np.ndarray:
     return (w * pix).sum(1) / w.sum(1)
 
 
-def ref_dice_ce(x, y, lam) -> np.ndarray:
+def ref_dice_ce(x, y, lam) -> np.ndarray:  # the default rule for defect-free images
     return lam * ref_dice(expit(_rows(x)), y) + (1 - lam) * ref_bce(x, y)
 
 
@@ -148,12 +149,13 @@ def test_soft_iou_accepts_3d_and_bool_targets():
 
 
 @FAST
-@given(seg_batch())
-def test_dice_loss_matches_reference(batch):
+@given(seg_batch(), st.sampled_from(L.EMPTY_TARGET_RULES))
+def test_dice_loss_matches_reference(batch, empty):
     x, y = batch
+    y[0] = 0  # always one defect-free image in the batch
     p = expit(x)
-    got = L.dice_loss(t(p, torch.float64), t(y, torch.float64))
-    np.testing.assert_allclose(got.numpy(), ref_dice(p, y), rtol=1e-12, atol=1e-15)
+    got = L.dice_loss(t(p, torch.float64), t(y, torch.float64), empty=empty)
+    np.testing.assert_allclose(got.numpy(), ref_dice(p, y, empty=empty), rtol=1e-12, atol=1e-15)
 
 
 def test_dice_loss_hand_values():
@@ -161,7 +163,28 @@ def test_dice_loss_hand_values():
     assert L.dice_loss(ones, ones).item() == pytest.approx(0.0)
     assert L.dice_loss(zeros, zeros).item() == pytest.approx(0.0)
     assert L.dice_loss(zeros, ones).item() == pytest.approx(1 - 1 / 5)
-    assert L.dice_loss(ones, zeros).item() == pytest.approx(1 - 1 / 5)
+    # a defect-free target: no Dice term by default; the literal smoothed value on request
+    assert L.dice_loss(ones, zeros).item() == 0.0
+    assert L.dice_loss(ones, zeros, empty="smooth").item() == pytest.approx(1 - 1 / 5)
+    with pytest.raises(ValueError, match="empty must be one of"):
+        L.dice_loss(ones, zeros, empty="skip")
+
+
+def test_empty_target_rule_keeps_defects_learnable():
+    """Where a collapsing net stands (every pixel at P = 0.018), the smoothed Dice of a defect-free image pushes
+    its pixels down three times harder than a defect's pixels are pulled up, so the map sinks to all-background;
+    with the default rule only the CE term acts on the defect-free image and the defect's pull dominates."""
+    target = torch.zeros(2, 1, 32, 32)
+    target[0, :, 10:14, 10:14] = 1  # image 0: a 16-pixel defect; image 1: defect-free
+    ratios = {}
+    for empty in L.EMPTY_TARGET_RULES:
+        logits = torch.full((2, 1, 32, 32), -4.0, requires_grad=True)
+        L.dice_ce_loss(logits, target, dice_weight=0.95, empty=empty).sum().backward()
+        push_down = logits.grad[1].abs().sum()  # the defect-free image's pixels
+        pull_up = logits.grad[0, :, 10:14, 10:14].abs().sum()  # the defect's pixels
+        ratios[empty] = float(push_down / pull_up)
+    assert ratios["smooth"] > 2.0
+    assert ratios["ignore"] < 0.2
 
 
 # ---------------------------------------------------------------------------------- BCE

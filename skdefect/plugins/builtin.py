@@ -16,12 +16,14 @@ from .hookspecs import hookimpl
 LossFn = Callable[..., Any]
 
 
-def concentrated(gamma: float = 0.5, dice_weight: float = 0.95, detach_factor: bool = True) -> LossFn:
+def concentrated(
+    gamma: float = 0.5, dice_weight: float = 0.95, detach_factor: bool = True, empty: str = "ignore"
+) -> LossFn:
     """(1 − IoU)^γ · (λ·Dice + (1 − λ)·CE): the concentrated-loss paper's Eq. 1-4."""
     from .. import losses
 
     return partial(
-        losses.concentrated_loss, gamma=gamma, dice_weight=dice_weight, detach_factor=detach_factor
+        losses.concentrated_loss, gamma=gamma, dice_weight=dice_weight, detach_factor=detach_factor, empty=empty
     )
 
 
