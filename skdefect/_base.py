@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,19 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import average_precision_score
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import ImageData, check_image_shape_matches, check_images
+from .metrics import f1_max_threshold
 
 __all__ = [
     "COMPILE_MODES",
+    "TRAINING_CONSTRAINTS",
     "BaseDefectDetector",
+    "FixedValidation",
     "f1_max_threshold",
+    "holdout_split",
     "resolve_compile",
     "resolve_device",
     "resolve_image_size",
@@ -137,17 +143,45 @@ def seeded(random_state: Any) -> Iterator[int]:
         yield seed
 
 
-def f1_max_threshold(scores: np.ndarray, y: np.ndarray) -> float:
-    """The score threshold maximising F1 on (training) data: midway to the next lower score."""
-    order = np.argsort(-scores, kind="stable")
-    s, t = scores[order], y[order]
-    tp = np.cumsum(t)
-    fp = np.cumsum(1 - t)
-    f1 = 2 * tp / (tp + fp + t.sum())
-    distinct = np.r_[s[1:] != s[:-1], True]  # a threshold can only sit between distinct scores
-    f1 = np.where(distinct, f1, -1)
-    k = int(np.argmax(f1))
-    return float(s[k] if k + 1 == len(s) else (s[k] + s[k + 1]) / 2)
+#: Constraints of the training parameters both detectors share.
+TRAINING_CONSTRAINTS: dict = {
+    "validation_fraction": [Interval(Real, 0, 0.5, closed="both")],
+    "early_stopping": ["boolean"],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "lr_schedule": [StrOptions({"plateau", "cosine", "constant"})],
+}
+
+
+def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A stratified hold-out: ``(train rows, validation rows)``, or ``(all rows, None)``.
+
+    Each class gives ``round(fraction · n_class)`` of its images (at least one when it has two or
+    more, never its last one) to validation; ``fraction=0`` or a part with no image gives no
+    validation. Rows keep their order within each part.
+    """
+    n = len(y)
+    if fraction <= 0:
+        return np.arange(n), None
+    rng = np.random.RandomState(seed)
+    valid = []
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        k = min(len(rows) - 1, max(1 if len(rows) >= 2 else 0, int(round(fraction * len(rows)))))
+        valid.append(rng.choice(rows, size=k, replace=False))
+    valid_rows = np.sort(np.concatenate(valid)).astype(np.int64)
+    if not len(valid_rows):
+        return np.arange(n), None
+    return np.setdiff1d(np.arange(n), valid_rows), valid_rows
+
+
+class FixedValidation:
+    """skorch ``train_split``: the training source as given, and a fixed validation source."""
+
+    def __init__(self, valid: Any) -> None:
+        self.valid = valid
+
+    def __call__(self, dataset: Any, y: Any = None, **fit_params: Any) -> tuple[Any, Any]:
+        return dataset, self.valid
 
 
 class BaseDefectDetector(ClassifierMixin, BaseEstimator):
@@ -175,6 +209,19 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
     def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """P(defect) from decision scores; subclasses define the monotone map."""
         raise NotImplementedError
+
+    def _holdout(self, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training and validation rows (``validation_fraction``, stratified by ``labels``)."""
+        return holdout_split(labels, float(self.validation_fraction), seed)
+
+    def _training_kwargs(self, valid_source: Any) -> dict[str, Any]:
+        """The skorch net's arguments for validation, early stopping and the learning-rate schedule."""
+        return {
+            "train_split": None if valid_source is None else FixedValidation(valid_source),
+            "early_stopping": bool(self.early_stopping),
+            "n_iter_no_change": int(self.n_iter_no_change),
+            "lr_schedule": None if self.lr_schedule == "constant" else self.lr_schedule,
+        }
 
     def _skorch_callbacks(self) -> list:
         """The user's skorch callbacks, plus a progress bar when ``verbose``."""

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping, LRScheduler
 from skorch.history import History
+from skorch.utils import TeeGenerator
+
+from ..metrics import average_precision, roc_auc
+from .stages import OptimizerLRScheduler, Stage, StageLog, StageProgress, cosine_factor, improved, snapshot
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 _AS_STORED = (np.dtype(np.uint8), np.dtype(np.bool_), np.dtype(np.float32))
@@ -103,6 +109,10 @@ class ImageBatchSource(torch.utils.data.Dataset):
         (h, w) the network sees; None keeps the input size.
     mean, std : sequence of float
         Per-channel normalisation applied on the device after resizing.
+    rows : ndarray of int, optional
+        The rows of ``images`` (and of ``y``, ``masks``, ``mask_known``) this source serves, in this order:
+        a training or validation part without copying the images (a memmap stays on disk). Labels and
+        masks are taken at once (they are in memory already).
     """
 
     def __init__(
@@ -115,7 +125,11 @@ class ImageBatchSource(torch.utils.data.Dataset):
         size: tuple[int, int] | None = None,
         mean: Any = 0.0,
         std: Any = 1.0,
+        rows: np.ndarray | None = None,
     ) -> None:
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.rows is not None:
+            y, masks, mask_known = (None if a is None else a[self.rows] for a in (y, masks, mask_known))
         self.images, self.y, self.masks, self.mask_known = images, y, masks, mask_known
         self.size = None if size is None or tuple(size) == (images.height, images.width) else tuple(size)
         c = images.channels
@@ -132,10 +146,19 @@ class ImageBatchSource(torch.utils.data.Dataset):
         self._resident: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) if self.rows is None else len(self.rows)
 
     def __getitem__(self, index: Any) -> Batch:  # a torch Dataset; we index by batches
         return self.get_batch(np.atleast_1d(index), torch.device("cpu"))
+
+    def _image_rows(self, idx: np.ndarray | slice) -> np.ndarray | slice:
+        """Positions in this source -> rows of ``images`` (a contiguous run stays a slice: one read)."""
+        if self.rows is None:
+            return idx
+        rows = self.rows[idx]
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+            return slice(int(rows[0]), int(rows[-1]) + 1)
+        return rows
 
     def host_batch(self, idx: np.ndarray | slice) -> tuple[torch.Tensor, bool]:
         """The stored images ``(b, H, W, C)`` as a CPU tensor, and whether it may share the caller's memory.
@@ -144,7 +167,7 @@ class ImageBatchSource(torch.utils.data.Dataset):
         float32's bytes); other dtypes become float32 on the host. A read-only or strided
         block (a slice of a read-only memmap) is copied, one batch only.
         """
-        raw = self.images.raw(idx)
+        raw = self.images.raw(self._image_rows(idx))
         if raw.dtype not in _AS_STORED:
             return torch.from_numpy(raw.astype(np.float32)), False
         if raw.flags.writeable and raw.flags.c_contiguous:
@@ -169,7 +192,7 @@ class ImageBatchSource(torch.utils.data.Dataset):
         h, w, c = self.images.image_shape
         itemsize = np.dtype(self.images.dtype).itemsize if np.dtype(self.images.dtype) in _AS_STORED else 4
         masks = 0 if self.masks is None else int(np.prod(self.masks.shape))
-        return len(self.images) * h * w * c * itemsize + masks
+        return len(self) * h * w * c * itemsize + masks
 
     @property
     def resident_device(self) -> torch.device | None:
@@ -183,7 +206,7 @@ class ImageBatchSource(torch.utils.data.Dataset):
         The copy goes ``chunk`` images at a time, so a memmap is never read whole into host memory.
         """
         device = torch.device(device)
-        n = len(self.images)
+        n = len(self)
         head, _ = self.host_batch(slice(0, 1))
         x = torch.empty((n, *head.shape[1:]), dtype=head.dtype, device=device)
         for start in range(0, n, chunk):
@@ -365,11 +388,29 @@ class DefectNetBase(NeuralNet):
     skorch (``module_``, ``disc_normal_`` ...), every optimizer (``optimizer_``,
     ``optimizer_decision_`` ...), the history (so the epoch counter), the torch RNG
     state (CPU and CUDA) and the attributes named in ``_checkpoint_attributes``
-    (the sampler with its RNG and least-recently-used pools, the augmentation RNG ...).
+    (the sampler with its RNG and least-recently-used pools, the augmentation RNG, the stage progress
+    with its best weights ...).
+
+    Stages (:mod:`skdefect.training.stages`): subclasses list them in :meth:`stages`; :meth:`fit_loop` runs
+    them in order. Each epoch runs the training pass, then the validation pass (when ``train_split``
+    gives validation data: ``validation_step`` per batch, recorded as ``valid_loss``, ``valid_<term>``
+    and, where the step returns image scores of both classes, ``valid_ap`` and ``valid_auroc``). A stage
+    ends after its epochs, when ``early_stopping`` saw its monitored value stall for ``n_iter_no_change``
+    epochs, or when a user's skorch ``EarlyStopping`` asks to stop; the weights of its best epoch are then
+    restored. ``lr_schedule="cosine"`` decays the learning rate of the stage's optimizers from ``lr`` to 0
+    over the stage's epochs; ``"plateau"`` multiplies it by :attr:`PLATEAU_FACTOR` whenever the monitored
+    value has stalled for a third of ``n_iter_no_change`` epochs (unless a user's ``LRScheduler`` callback
+    owns the schedule; such a callback drives every optimizer of the net, see
+    :class:`~skdefect.training.stages.OptimizerLRScheduler`).
+    Every optimizer step first notifies ``on_grad_computed`` with the parameters it steps (so skorch's
+    ``GradientNormClipping`` clips each network), and every optimizer takes the ``optimizer__*``
+    parameters, overridden by its own prefix (``optimizer_decision__*`` ...).
     """
 
     #: Objects pickled into a checkpoint besides modules and optimizers (subclasses extend it).
-    _checkpoint_attributes: tuple[str, ...] = ("sampler", "_augment_rng")
+    _checkpoint_attributes: tuple[str, ...] = ("sampler", "_augment_rng", "progress_")
+    #: skorch names of the optimizers the net creates; the first is skorch's own ``optimizer``.
+    optimizer_names: tuple[str, ...] = ("optimizer",)
 
     def __init__(
         self,
@@ -383,11 +424,19 @@ class DefectNetBase(NeuralNet):
         augment_seed: int = 0,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_meta: dict[str, Any] | None = None,
+        early_stopping: bool = False,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        lr_schedule: str | None = None,
         **kwargs: Any,
     ):
         kwargs.setdefault("criterion", _NoCriterion)
         kwargs.setdefault("train_split", None)
         super().__init__(*args, **kwargs)
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.lr_schedule = lr_schedule
         self.sampler = sampler
         self.features = features
         self.amp_dtype = amp_dtype
@@ -430,9 +479,11 @@ class DefectNetBase(NeuralNet):
 
     def get_default_callbacks(self) -> list:
         """skorch's defaults, without ``print_log`` when ``verbose=0`` (it formats a table every epoch even
-        when it prints nothing)."""
+        when it prints nothing); with it, a :class:`~skdefect.training.stages.StageLog` (a header per stage)."""
         callbacks = super().get_default_callbacks()
-        return callbacks if self.verbose else [(name, cb) for name, cb in callbacks if name != "print_log"]
+        if not self.verbose:
+            return [(name, cb) for name, cb in callbacks if name != "print_log"]
+        return [(name, StageLog() if name == "print_log" else cb) for name, cb in callbacks]
 
     # -- data ---------------------------------------------------------------------
     def get_dataset(self, X: Any, y: Any = None) -> Any:
@@ -511,6 +562,8 @@ class DefectNetBase(NeuralNet):
             return
         losses: list[torch.Tensor] = []
         sizes: list[int] = []
+        scores: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
         terms: dict[str, list[torch.Tensor]] = defaultdict(list)
         term_batches: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (batch, order in step) per value
         device = torch.device(self.device)
@@ -523,11 +576,24 @@ class DefectNetBase(NeuralNet):
             for order, (name, value) in enumerate(step.get("terms", {}).items()):
                 terms[name].append(value.detach().float())
                 term_batches[name].append((len(losses) - 1, order))
+            if "scores" in step and "y" in batch[1]:
+                scores.append(step["scores"].detach().float())
+                labels.append(batch[1]["y"])
             self.notify("on_batch_end", batch=batch, training=training, **step)
         if base is not None and sizes:  # an upper bound of one image's memory, for inference batch sizes
             peak = torch.cuda.max_memory_allocated(device) - base
             self.train_bytes_per_image_ = max(peak, 1) / max(sizes)
         self._record_epoch(prefix, losses, sizes, terms, term_batches)
+        if scores:
+            self._record_ranking(prefix, torch.cat(scores), torch.cat(labels))
+
+    def _record_ranking(self, prefix: str, scores: torch.Tensor, y: torch.Tensor) -> None:
+        """``<prefix>_ap`` and ``<prefix>_auroc`` of a pass's image scores (when both classes are in it)."""
+        s, t = scores.cpu().numpy().astype(np.float64), (y.cpu().numpy() >= 0.5).astype(np.int64)
+        if t.min() == t.max() or not np.isfinite(s).all():
+            return
+        self.history.record(prefix + "_ap", average_precision(t, s))
+        self.history.record(prefix + "_auroc", roc_auc(t, s))
 
     def _record_epoch(
         self, prefix: str, losses: list, sizes: list, terms: dict, term_batches: dict | None = None
@@ -535,7 +601,9 @@ class DefectNetBase(NeuralNet):
         epoch = len(self.history)
         if losses:  # one host sync per epoch
             values = torch.stack(losses).cpu().tolist()
-            for batch_record, value, size in zip(self.history[-1]["batches"], values, sizes, strict=False):
+            # this pass's batches are the last ones of the epoch (the training pass's come first)
+            for batch_record, value, size in zip(self.history[-1]["batches"][-len(values):], values, sizes,
+                                                 strict=False):
                 batch_record[prefix + "_loss"] = value
                 batch_record[prefix + "_batch_size"] = size
             means = {name: torch.stack(v).mean() for name, v in terms.items()}
@@ -551,6 +619,9 @@ class DefectNetBase(NeuralNet):
                     f"training diverged in epoch {epoch}: the {prefix} loss became {values[first]} in batch "
                     f"{first + 1} of {len(values)}; lower lr or check the inputs"
                 )
+            # the epoch's loss, batch-size weighted (skorch's PassthroughScoring records the same value at the
+            # epoch's end; the stage tracker reads it before the callbacks run)
+            self.history.record(prefix + "_loss", float(np.average(values, weights=sizes)))
         self.history.record(prefix + "_batch_count", len(losses))
 
     @staticmethod
@@ -647,6 +718,201 @@ class DefectNetBase(NeuralNet):
                 f"({exc}); did a plugin's network change? Delete the file to train from scratch."
             ) from exc
 
+    # -- stages -------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        """The stages of training, in order (subclasses)."""
+        raise NotImplementedError
+
+    def current_stage(self) -> Stage:
+        """The stage training is in (the last one once training has finished)."""
+        stages = self.stages()
+        return stages[min(self.progress_.index, len(stages) - 1)]
+
+    def _resolve(self, path: str) -> Any:
+        """``"module_.segmentation"`` -> ``self.module_.segmentation``."""
+        obj: Any = self
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def _stage_modules(self, stage: Stage) -> dict[str, torch.nn.Module]:
+        return {path: self._resolve(path) for path in stage.modules if hasattr(self, path.split(".")[0])}
+
+    @property
+    def finished(self) -> bool:
+        """Whether every stage has run."""
+        return self.progress_.index >= len(self.stages())
+
+    def initialize(self) -> DefectNetBase:
+        super().initialize()
+        self.progress_ = StageProgress()
+        return self
+
+    def initialize_callbacks(self) -> DefectNetBase:
+        """skorch's callbacks, plus a copy of every user ``LRScheduler`` for each further optimizer."""
+        super().initialize_callbacks()
+        siblings = []
+        for name, cb in self.callbacks_:
+            if isinstance(cb, LRScheduler) and not isinstance(cb, OptimizerLRScheduler):
+                for optimizer in self.optimizer_names[1:]:
+                    sibling = OptimizerLRScheduler.sibling_of(cb, optimizer)
+                    sibling.initialize()
+                    siblings.append((f"{name}[{optimizer}]", sibling))
+        self.callbacks_.extend(siblings)
+        return self
+
+    def _user_schedules_lr(self) -> bool:
+        return any(isinstance(cb, LRScheduler) for _, cb in getattr(self, "callbacks_", []))
+
+    def optimizer_named_parameters(self, name: str) -> list[tuple[str, torch.nn.Parameter]]:
+        """The (name, parameter) pairs the optimizer ``name`` steps (subclasses with several optimizers)."""
+        if name != "optimizer":
+            raise KeyError(name)
+        return [(n, p) for n, p in self.module_.named_parameters() if p.requires_grad]
+
+    def make_optimizer(self, name: str) -> torch.optim.Optimizer:
+        """The optimizer ``name`` over :meth:`optimizer_named_parameters`, with skorch's parameter routing:
+        ``optimizer__*`` for every optimizer (``param_groups`` patterns included), then ``<name>__*``."""
+        named = self.optimizer_named_parameters(name)
+        args, kwargs = self.get_params_for_optimizer("optimizer", named)
+        if name != "optimizer":
+            own = self.get_params_for(name)
+            groups = own.pop("param_groups", None)
+            if groups is not None:
+                args, _ = self._get_params_for_optimizer(name, named)
+            kwargs.update(own)
+        return self.optimizer(*args, **kwargs)
+
+    def step_optimizer(self, name: str, batch: Any) -> None:
+        """Step the optimizer ``name`` after notifying ``on_grad_computed`` with the parameters it steps."""
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(iter(self.optimizer_named_parameters(name))),
+            batch=batch,
+            training=True,
+        )
+        getattr(self, name + "_").step()
+
+    def _set_stage_lr(self, stage: Stage) -> None:
+        """The built-in cosine schedule: the stage's optimizers at ``cosine_factor`` of their base rate."""
+        first = getattr(self, stage.optimizers[0] + "_", None)
+        if self.lr_schedule == "cosine" and not self._user_schedules_lr():
+            factor = cosine_factor(self.progress_.epoch, stage.epochs)
+            for group in self._stage_param_groups(stage):
+                group.setdefault("base_lr", group["lr"])
+                group["lr"] = group["base_lr"] * factor
+        if first is not None:
+            self.history.record("event_lr", float(first.param_groups[0]["lr"]))
+
+    def _stage_param_groups(self, stage: Stage) -> list[dict]:
+        optimizers = [getattr(self, name + "_", None) for name in stage.optimizers]
+        return [group for opt in optimizers if opt is not None for group in opt.param_groups]
+
+    #: ``lr_schedule="plateau"``: the rate is multiplied by this factor ...
+    PLATEAU_FACTOR = 0.25
+
+    def _plateau_patience(self) -> int:
+        """... after this many epochs without improvement (a third of the early-stopping patience, at least 2)."""
+        return max(2, int(self.n_iter_no_change) // 3)
+
+    def _track_stage(self, stage: Stage) -> bool:
+        """After an epoch's passes: keep the best weights, lower the rate on a plateau; whether early stopping
+        ends the stage."""
+        progress = self.progress_
+        if stage.monitor is None or stage.monitor not in self.history[-1]:
+            return False
+        value = float(self.history[-1, stage.monitor])
+        if improved(value, progress.best, stage.lower_is_better, self.tol):
+            progress.best, progress.best_epoch, progress.misses = value, len(self.history), 0
+            progress.best_state = snapshot(self._stage_modules(stage))
+            self.history.record(stage.monitor + "_stage_best", True)
+            return False
+        progress.misses += 1
+        if (self.lr_schedule == "plateau" and not self._user_schedules_lr()
+                and progress.misses % self._plateau_patience() == 0):
+            for group in self._stage_param_groups(stage):
+                group["lr"] *= self.PLATEAU_FACTOR
+        return bool(self.early_stopping) and progress.misses >= self.n_iter_no_change
+
+    def _end_stage(self, stage: Stage, stopped_early: bool) -> None:
+        """Restore the stage's best weights, note how it ended, reset users' EarlyStopping, move on."""
+        progress = self.progress_
+        if progress.best_state is not None and progress.best_epoch != len(self.history):
+            for path, module in self._stage_modules(stage).items():
+                module.load_state_dict(progress.best_state[path])
+        if progress.epoch:  # a stage of no epochs leaves no record
+            self.history.record("event_stage_end", {
+                "stage": stage.name, "epochs": progress.epoch, "best_epoch": progress.best_epoch,
+                "monitor": stage.monitor, "best": progress.best, "stopped_early": stopped_early,
+            })
+        if stopped_early:
+            progress.stopped_early.append(stage.name)
+        for _, cb in self.callbacks_:
+            if isinstance(cb, EarlyStopping):  # one user callback watches each stage afresh
+                cb.on_train_begin(self)
+        progress.next_stage()
+
+    def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> DefectNetBase:
+        """Run the remaining stages (at most ``epochs`` epochs when given), a training and a validation pass
+        per epoch, checkpointing after every epoch."""
+        self.check_data(X, y)
+        self.check_training_readiness()
+        dataset_train, dataset_valid = self.get_split_datasets(X, y, **fit_params)
+        on_epoch_kwargs = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+        iterator_train = self.get_iterator(dataset_train, training=True)
+        iterator_valid = None if dataset_valid is None else self.get_iterator(dataset_valid, training=False)
+        stages = self.stages()
+        run = 0
+        while self.progress_.index < len(stages) and (epochs is None or run < epochs):
+            stage = stages[self.progress_.index]
+            if self.progress_.epoch >= stage.epochs:  # a stage of no epochs
+                self._end_stage(stage, stopped_early=False)
+                continue
+            self.notify("on_epoch_begin", **on_epoch_kwargs)
+            self.history.record("event_stage", stage.name)
+            self._set_stage_lr(stage)
+            self.run_single_epoch(iterator_train, training=True, prefix="train", step_fn=self.train_step,
+                                  **fit_params)
+            self.run_single_epoch(iterator_valid, training=False, prefix="valid", step_fn=self.validation_step,
+                                  **fit_params)
+            stop = self._track_stage(stage)
+            self.history.record("event_left", self._time_left(stages))
+            self._stop_requested = False
+            try:
+                self.notify("on_epoch_end", **on_epoch_kwargs)
+            finally:  # the finished epoch counts (and is checkpointed) even when a callback interrupts
+                self.progress_.epoch += 1
+                stop = stop or self._stop_requested
+                if stop or self.progress_.epoch >= stage.epochs:
+                    self._end_stage(stage, stopped_early=stop and self.progress_.epoch < stage.epochs)
+                if self.checkpoint is not None:  # after every callback saw the epoch, with the stage's outcome
+                    self.save_checkpoint()
+            run += 1
+        return self
+
+    def _time_left(self, stages: list[Stage]) -> str:
+        """An upper bound of the training time left after this epoch: the epochs every stage may still run
+        at this stage's mean epoch duration so far (early stopping usually ends sooner)."""
+        durations = [row["dur"] for row in self.history[:-1] if row.get("event_stage") == stages[
+            self.progress_.index].name and "dur" in row]
+        started = getattr(self, "_epoch_started", None)
+        if started is not None:
+            durations.append(time.perf_counter() - started)
+        if not durations:
+            return ""
+        left = stages[self.progress_.index].epochs - self.progress_.epoch - 1
+        left += sum(stage.epochs for stage in stages[self.progress_.index + 1:])
+        seconds = left * float(np.mean(durations))
+        return f"<={seconds / 60:.1f} min" if seconds >= 60 else f"<={seconds:.0f} s"
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        super().on_epoch_begin(net, **kwargs)
+        self._epoch_started = time.perf_counter()
+
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """The current stage's losses on a validation batch, in eval mode (subclasses)."""
+        raise NotImplementedError
+
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> DefectNetBase:
         """Initialise and train; with ``checkpoint``, continue from it and train only the remaining epochs."""
         if self.checkpoint is None:
@@ -654,24 +920,28 @@ class DefectNetBase(NeuralNet):
         if not self.warm_start or not self.initialized_:
             self.initialize()
         self._resume()
-        remaining = self.max_epochs - len(self.history)
-        if remaining > 0:  # skorch's partial_fit, for the remaining epochs
+        if not self.finished:  # skorch's partial_fit, for the remaining epochs
             self.notify("on_train_begin", X=X, y=y)
             try:
-                self.fit_loop(X, y, epochs=remaining, **fit_params)
+                self.fit_loop(X, y, **fit_params)
             except KeyboardInterrupt:
                 pass
             self.notify("on_train_end", X=X, y=y)
         return self
 
     def notify(self, method_name: str, **cb_kwargs: Any) -> None:
-        if method_name != "on_epoch_end" or self.checkpoint is None:
+        """skorch's notify; at an epoch's end a user's ``EarlyStopping`` ends the current stage, not the fit."""
+        if method_name != "on_epoch_end":
             super().notify(method_name, **cb_kwargs)
             return
-        try:  # every callback has seen the epoch (EarlyStopping may end training here): then save it
-            super().notify(method_name, **cb_kwargs)
-        finally:
-            self.save_checkpoint()
+        self.on_epoch_end(self, **cb_kwargs)
+        for _, cb in self.callbacks_:
+            try:
+                cb.on_epoch_end(self, **cb_kwargs)
+            except KeyboardInterrupt:
+                if not isinstance(cb, EarlyStopping):
+                    raise
+                self._stop_requested = True
 
     # -- inference ----------------------------------------------------------------
     def forward_batches(self, source: ImageBatchSource, fn: Callable[[torch.Tensor], Any]) -> Iterator[Any]:

@@ -15,6 +15,13 @@ Per batch (Kim et al., the dual-discriminator GAN paper):
    A batch holding one class only uses that class's group. In one-class mode
    (no anomalies) ``D_A`` does not exist and the anomaly group never runs.
 
+The generator runs once per batch on all its images (both classes together): see
+:meth:`DualGANNet.train_step`. Training is one stage (``"gan"``) stepping the three
+optimizers; with validation data it is judged by ``valid_ap`` (the anomaly score's
+average precision on the validation images) when anomalies are known, else by
+``valid_loss`` (their mean L1 reconstruction error), and ends with the weights of the
+best epoch.
+
 Every loss term is recorded per epoch in the skorch history (``train_d_normal``,
 ``train_g_l1`` ...).
 """
@@ -28,6 +35,7 @@ import torch
 
 from .. import losses
 from .base import DefectNetBase
+from .stages import Stage
 
 LOSS_WEIGHTS = ("w_recon", "w_patch", "w_latent", "w_adv", "w_anomaly_adv", "w_abc")
 
@@ -54,6 +62,7 @@ class DualGANNet(DefectNetBase):
         top_n: int = 10,
         normal_group_probability: float = 0.5,
         group_seed: int = 0,
+        valid_score: str = "recon",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -65,6 +74,7 @@ class DualGANNet(DefectNetBase):
         self.top_n = top_n
         self.normal_group_probability = normal_group_probability
         self.group_seed = group_seed
+        self.valid_score = valid_score
 
     def initialize_module(self) -> DualGANNet:
         super().initialize_module()
@@ -74,32 +84,56 @@ class DualGANNet(DefectNetBase):
         self._group_rng = np.random.RandomState(self.group_seed)
         return self
 
+    optimizer_names = ("optimizer", "optimizer_disc_normal", "optimizer_disc_anomalous")
+
+    def optimizer_named_parameters(self, name: str) -> list[tuple[str, torch.nn.Parameter]]:
+        """``optimizer``: the generator; ``optimizer_disc_normal`` / ``optimizer_disc_anomalous``: D_N / D_A."""
+        owner = {"optimizer": "module_", "optimizer_disc_normal": "disc_normal_",
+                 "optimizer_disc_anomalous": "disc_anomalous_"}[name]
+        return [(n, p) for n, p in getattr(self, owner).named_parameters() if p.requires_grad]
+
     def initialize_optimizer(self, *args: Any, **kwargs: Any) -> DualGANNet:
-        opt_kwargs = self.get_params_for("optimizer")
-        opt_kwargs.setdefault("lr", self.lr)
-        self.optimizer_ = self.optimizer(self.module_.parameters(), **opt_kwargs)
-        self.optimizer_disc_normal_ = self.optimizer(self.disc_normal_.parameters(), **opt_kwargs)
+        self.optimizer_ = self.make_optimizer("optimizer")
+        self.optimizer_disc_normal_ = self.make_optimizer("optimizer_disc_normal")
         if not self.one_class:
-            self.optimizer_disc_anomalous_ = self.optimizer(self.disc_anomalous_.parameters(), **opt_kwargs)
+            self.optimizer_disc_anomalous_ = self.make_optimizer("optimizer_disc_anomalous")
         return self
+
+    def stages(self) -> list[Stage]:
+        names = self.optimizer_names[:2] if self.one_class else self.optimizer_names
+        modules = ("module_", "disc_normal_") if self.one_class else ("module_", "disc_normal_", "disc_anomalous_")
+        if self.one_class:
+            return [Stage("gan", self.max_epochs, names, modules, "valid_loss", lower_is_better=True)]
+        return [Stage("gan", self.max_epochs, names, modules, "valid_ap", lower_is_better=False)]
 
     def _w(self, name: str) -> float:
         return float((self.weights or {}).get(name, 1.0))
 
     # -- one batch ------------------------------------------------------------------
-    def _discriminator_step(self, disc: torch.nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor,
-                            fake: torch.Tensor) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
+    def _discriminator_step(self, name: str, real: torch.Tensor, fake: torch.Tensor, batch: Any) -> torch.Tensor:
+        """One LSGAN step of the discriminator ``name`` (``"disc_normal"`` or ``"disc_anomalous"``)."""
+        disc, optimizer = getattr(self, name + "_"), "optimizer_" + name
+        getattr(self, optimizer + "_").zero_grad(set_to_none=True)
         with self.autocast():
             real_out, fake_out = disc(real), disc(fake.detach())
         loss = losses.lsgan_discriminator_loss(real_out.float(), fake_out.float()).mean()
         loss.backward()
-        opt.step()
+        self.step_optimizer(optimizer, batch)
         return loss
 
-    def _normal_group(self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _normal_group(
+        self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, normal: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The normal group's terms on the ``normal`` images of a minibatch.
+
+        The encoder re-encodes the reconstructions of the whole minibatch (for the same reason the
+        generator runs on it whole: class-pure batch statistics would carry the label); the terms
+        then average over the normal images only.
+        """
         with self.autocast():
             z_hat = self.module_.encode(x_hat)
+        x, x_hat, z, z_hat = x[normal], x_hat[normal], z[normal], z_hat[normal]
+        with self.autocast():
             d_out = self.disc_normal_(x_hat)
         x, x_hat = x.float(), x_hat.float()
         return {
@@ -123,26 +157,48 @@ class DualGANNet(DefectNetBase):
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         x, extras = self.augment_batch(batch)
         y = extras.get("y")
-        normal = x if (y is None or self.one_class) else x[y < 0.5]
-        anomalous = x[:0] if (y is None or self.one_class) else x[y >= 0.5]
+        anomalous = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        if y is not None and not self.one_class:
+            anomalous = y >= 0.5
+        normal = ~anomalous
+        has_normal, has_anomalous = bool(normal.any()), bool(anomalous.any())  # one host sync per batch
         self.module_.train()
-        terms: dict[str, torch.Tensor] = {}
+        # One generator pass over the whole minibatch, both classes together: in train mode every batch norm
+        # normalises with the statistics of the batch, and a class-pure pass would hand the generator the
+        # label through them (a channel that does not exist at inference, where the running statistics are
+        # used). The loss groups below select their images from this one pass.
         with self.autocast():
-            rec_n, z_n = self.module_(normal) if len(normal) else (None, None)
-            rec_a, _ = self.module_(anomalous) if len(anomalous) else (None, None)
-        if rec_n is not None:
-            terms["d_normal"] = self._discriminator_step(self.disc_normal_, self.optimizer_disc_normal_, normal, rec_n)
-        if rec_a is not None:
-            terms["d_anomalous"] = self._discriminator_step(
-                self.disc_anomalous_, self.optimizer_disc_anomalous_, anomalous, rec_a
-            )
-        use_normal = rec_a is None or (
-            rec_n is not None and self._group_rng.random_sample() < self.normal_group_probability
+            rec, z = self.module_(x)
+        terms: dict[str, torch.Tensor] = {}
+        if has_normal:
+            terms["d_normal"] = self._discriminator_step("disc_normal", x[normal], rec[normal], batch)
+        if has_anomalous:
+            terms["d_anomalous"] = self._discriminator_step("disc_anomalous", x[anomalous], rec[anomalous], batch)
+        use_normal = not has_anomalous or (
+            has_normal and self._group_rng.random_sample() < self.normal_group_probability
         )
-        group = self._normal_group(normal, rec_n, z_n) if use_normal else self._anomaly_group(anomalous, rec_a)
+        if use_normal:
+            group = self._normal_group(x, rec, z, normal)
+        else:
+            group = self._anomaly_group(x[anomalous], rec[anomalous])
         self.optimizer_.zero_grad(set_to_none=True)
         loss = sum(w * v for w, v in group.values())
         loss.backward()
-        self.optimizer_.step()
+        self.step_optimizer("optimizer", batch)
         terms.update({name: v for name, (_, v) in group.items()})
         return {"loss": loss, "terms": terms}
+
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Reconstruction error of the validation images (eval mode): ``loss`` is their mean L1 error,
+        ``scores`` the per-image anomaly score (``valid_score``: mean L1 or the top-n patch error)."""
+        x, _ = batch
+        self.module_.eval()
+        with torch.no_grad(), self.autocast():
+            rec, _ = self.module_(x)
+        x, rec = x.float(), rec.float()
+        l1 = losses.l1_reconstruction_loss(x, rec)
+        if self.valid_score == "patch":
+            scores = losses.patch_loss(x, rec, self.patch_size, self.patch_stride, self.top_n)
+        else:
+            scores = l1
+        return {"loss": l1.mean(), "terms": {"g_l1": l1.mean()}, "scores": scores}

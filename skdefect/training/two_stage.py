@@ -4,17 +4,21 @@ Backbone contract (see :func:`skdefect.plugins.hookspecs.skdefect_register_backb
 the module has submodules ``segmentation`` and ``decision``, ``forward(x) ->
 (seg_logits, decision_logit)``, optionally ``segment(x) -> seg_logits`` (runs the
 segmentation part alone), and a ``schedule`` attribute. For the sequential schedule
-``decision(seg_logits)`` gives the decision logit from the segmentation logits.
+``decision(*decision_inputs(x))`` gives the decision logit, where the optional
+``decision_inputs(x)`` (default: the segmentation logits) is what the frozen
+segmentation net hands the decision net.
 
 ``"sequential"`` (Wang et al. 2022)
-    epochs ``[0, seg_epochs)`` train the segmentation net with the pixel loss; the
-    remaining epochs freeze it (eval mode, no gradient) and train the decision net
-    with BCE on the image label.
+    two stages: ``"segmentation"`` (at most ``seg_epochs`` epochs) trains the
+    segmentation net with the pixel loss; ``"decision"`` (the remaining epochs) freezes
+    it (eval mode, no gradient) and trains the decision net with BCE on the image
+    label. With validation data each stage is judged by its own ``valid_loss`` (the
+    pixel loss, then the BCE) and ends with its best epoch's weights.
 ``"joint"`` (Božič et al. 2021, SegDecNet)
-    every step trains both heads: ``w_seg·L_seg + w_dec·L_dec`` with the dynamic
-    balancing ``w_seg = 1 − e/E``, ``w_dec = δ·e/E`` (e the epoch, E the epoch
-    count); the backbone itself stops decision gradients reaching the segmentation
-    net.
+    one stage in which every step trains both heads: ``w_seg·L_seg + w_dec·L_dec``
+    with the dynamic balancing ``w_seg = 1 − e/E``, ``w_dec = δ·e/E`` (e the epoch, E
+    the epoch count); the backbone itself stops decision gradients reaching the
+    segmentation net. Its ``valid_loss`` is ``L_seg + L_dec``.
 
 Mixed supervision: the pixel loss of an image whose mask is unknown
 (``mask_known == False``, a positive without a usable mask) is dropped; its label
@@ -30,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import DefectNetBase
+from .stages import Stage
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -81,15 +86,31 @@ class TwoStageNet(DefectNetBase):
         self.dec_weight = dec_weight
         self.mask_dilation = mask_dilation
 
+    optimizer_names = ("optimizer", "optimizer_decision")
+
+    def optimizer_named_parameters(self, name: str) -> list[tuple[str, torch.nn.Parameter]]:
+        """``optimizer``: the segmentation net's parameters; ``optimizer_decision``: every other one."""
+        seg = {id(p) for p in self.module_.segmentation.parameters()}
+        named = [(n, p) for n, p in self.module_.named_parameters() if p.requires_grad]
+        if name == "optimizer":
+            return [(n, p) for n, p in named if id(p) in seg]
+        if name == "optimizer_decision":
+            return [(n, p) for n, p in named if id(p) not in seg]
+        raise KeyError(name)
+
     def initialize_optimizer(self, *args: Any, **kwargs: Any) -> TwoStageNet:
-        seg_params = [p for p in self.module_.segmentation.parameters() if p.requires_grad]
-        seen = {id(p) for p in seg_params}
-        dec_params = [p for p in self.module_.parameters() if id(p) not in seen and p.requires_grad]
-        opt_kwargs = self.get_params_for("optimizer")
-        opt_kwargs.setdefault("lr", self.lr)
-        self.optimizer_ = self.optimizer(seg_params, **opt_kwargs)
-        self.optimizer_decision_ = self.optimizer(dec_params, **opt_kwargs)
+        self.optimizer_ = self.make_optimizer("optimizer")
+        self.optimizer_decision_ = self.make_optimizer("optimizer_decision")
         return self
+
+    def stages(self) -> list[Stage]:
+        if self.schedule == "joint":
+            return [Stage("joint", self.max_epochs, self.optimizer_names, ("module_",), "valid_loss")]
+        return [
+            Stage("segmentation", self.seg_epochs, ("optimizer",), ("module_.segmentation",), "valid_loss"),
+            Stage("decision", self.max_epochs - self.seg_epochs, ("optimizer_decision",), ("module_.decision",),
+                  "valid_loss"),
+        ]
 
     def compile_targets(self) -> list[torch.nn.Module]:
         """The two stages: the decision stage trains on the frozen segmentation net's output, calling each
@@ -111,36 +132,63 @@ class TwoStageNet(DefectNetBase):
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         x, extras = self.augment_batch(batch)
-        epoch = len(self.history) - 1  # the current epoch's row is already in the history
         self.module_.train()
-        if self.schedule == "joint":
-            return self._joint_step(x, extras, epoch)
-        if epoch < self.seg_epochs:
-            return self._segmentation_step(x, extras)
-        return self._decision_step(x, extras)
+        stage = self.current_stage().name
+        if stage == "joint":
+            return self._joint_step(x, extras, self.progress_.epoch, batch)
+        if stage == "segmentation":
+            return self._segmentation_step(x, extras, batch)
+        return self._decision_step(x, extras, batch)
 
-    def _segmentation_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """The current stage's loss on a validation batch (eval mode, no gradient); the decision logits are
+        returned as ``scores`` (recorded as ``valid_ap`` / ``valid_auroc``) once the decision net trains."""
+        x, extras = batch
+        self.module_.eval()
+        stage = self.current_stage().name
+        with torch.no_grad(), self.autocast():
+            if stage == "segmentation":
+                seg_loss = self._seg_loss(self._segment(x), extras)
+                return {"loss": seg_loss, "terms": {"seg_loss": seg_loss}}
+            seg_logits, logit = self.module_(x)
+            logit = logit.float()
+            dec_loss = F.binary_cross_entropy_with_logits(logit, extras["y"])
+            if stage == "decision":
+                return {"loss": dec_loss, "terms": {"dec_loss": dec_loss}, "scores": logit}
+            seg_loss = self._seg_loss(seg_logits, extras)
+            loss = seg_loss + dec_loss
+            return {"loss": loss, "terms": {"seg_loss": seg_loss, "dec_loss": dec_loss}, "scores": logit}
+
+    def _segmentation_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor], batch: Any) -> dict[str, Any]:
         self.optimizer_.zero_grad(set_to_none=True)
         with self.autocast():
             seg_logits = self._segment(x)
         loss = self._seg_loss(seg_logits, extras)
         loss.backward()
-        self.optimizer_.step()
+        self.step_optimizer("optimizer", batch)
         return {"loss": loss, "terms": {"seg_loss": loss}}
 
-    def _decision_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def _decision_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the decision net reads: ``module.decision_inputs(x)`` where the backbone defines it, else the
+        segmentation logits."""
+        inputs = getattr(self.module_, "decision_inputs", None)
+        return tuple(inputs(x)) if inputs is not None else (self._segment(x),)
+
+    def _decision_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor], batch: Any) -> dict[str, Any]:
         self.module_.segmentation.eval()  # frozen: batch statistics are not updated
         self.optimizer_decision_.zero_grad(set_to_none=True)
         with torch.no_grad(), self.autocast():  # the frozen net needs no autograd graph
-            seg_logits = self._segment(x)
+            inputs = self._decision_inputs(x)
         with self.autocast():
-            logit = self.module_.decision(seg_logits)
+            logit = self.module_.decision(*inputs)
         loss = F.binary_cross_entropy_with_logits(logit.float(), extras["y"])
         loss.backward()
-        self.optimizer_decision_.step()
+        self.step_optimizer("optimizer_decision", batch)
         return {"loss": loss, "terms": {"dec_loss": loss}}
 
-    def _joint_step(self, x: torch.Tensor, extras: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
+    def _joint_step(
+        self, x: torch.Tensor, extras: dict[str, torch.Tensor], epoch: int, batch: Any
+    ) -> dict[str, Any]:
         share = epoch / max(self.max_epochs, 1)
         w_seg, w_dec = 1.0 - share, self.dec_weight * share
         self.optimizer_.zero_grad(set_to_none=True)
@@ -151,6 +199,6 @@ class TwoStageNet(DefectNetBase):
         dec_loss = F.binary_cross_entropy_with_logits(logit.float(), extras["y"])
         loss = w_seg * seg_loss + w_dec * dec_loss
         loss.backward()
-        self.optimizer_.step()
-        self.optimizer_decision_.step()
+        self.step_optimizer("optimizer", batch)
+        self.step_optimizer("optimizer_decision", batch)
         return {"loss": loss, "terms": {"seg_loss": seg_loss, "dec_loss": dec_loss}}

@@ -1,0 +1,202 @@
+"""Training that converges the skorch way: validation, stages, early stopping, schedules, users' callbacks.
+
+Each skorch callback a user passes must have its effect on every optimizer and every stage of both detectors.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler
+
+from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
+from skdefect._base import holdout_split
+from skdefect.datasets import make_surface_defects
+
+X, Y, MASKS = make_surface_defects(n_samples=60, image_shape=(32, 32), random_state=0, difficulty="easy",
+                                   textures=("brick",))
+
+
+def two_stage(**kw):
+    return ConcentratedTwoStageDetector(**{**dict(width=0.25, seg_epochs=3, dec_epochs=3, batch_size=8,
+                                                   random_state=0, device="cpu"), **kw})
+
+
+def gan(**kw):
+    return DualDiscriminatorGANDetector(**{**dict(width=0.25, epochs=3, batch_size=16, random_state=0,
+                                                   device="cpu"), **kw})
+
+
+def fit(det, one_class=False):
+    if isinstance(det, ConcentratedTwoStageDetector):
+        return det.fit(X, Y, masks=MASKS)
+    return det.fit(X[Y == 0]) if one_class else det.fit(X, Y)
+
+
+def stages(det) -> list[str]:
+    return [row["event_stage"] for row in det.net_.history]
+
+
+# -- the hold-out split -------------------------------------------------------------------------------------------
+def test_holdout_split_is_stratified_disjoint_and_never_empties_a_class():
+    y = np.r_[np.zeros(50, int), np.ones(10, int)]
+    train, valid = holdout_split(y, 0.2, seed=0)
+    assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == 60
+    assert (y[valid] == 0).sum() == 10 and (y[valid] == 1).sum() == 2
+    train, valid = holdout_split(np.r_[np.zeros(5, int), 1], 0.2, seed=0)  # a class of one stays in training
+    assert (np.r_[np.zeros(5, int), 1][train] == 1).sum() == 1
+    assert holdout_split(y, 0.0, seed=0)[1] is None
+    np.testing.assert_array_equal(holdout_split(y, 0.2, seed=3)[1], holdout_split(y, 0.2, seed=3)[1])
+
+
+def test_validation_losses_and_ap_are_recorded_per_stage():
+    det = fit(two_stage())
+    history = det.net_.history
+    assert stages(det) == ["segmentation"] * 3 + ["decision"] * 3
+    assert all(np.isfinite(row["valid_loss"]) for row in history)
+    assert all("valid_ap" in row for row in history[3:])  # decision logits of the 12 validation images
+    ends = [row["event_stage_end"] for row in history if "event_stage_end" in row]
+    assert [e["stage"] for e in ends] == ["segmentation", "decision"]
+    # the 20 % hold-out is the training data the networks never saw: 48 train, 12 validation images
+    assert history[0, "train_batch_count"] * 8 >= 48 > (history[0, "train_batch_count"] - 1) * 8
+
+
+def test_without_validation_nothing_is_held_out_and_no_stage_stops_early():
+    det = fit(two_stage(validation_fraction=0.0, n_iter_no_change=1))
+    assert "valid_loss" not in det.net_.history[-1]
+    assert stages(det) == ["segmentation"] * 3 + ["decision"] * 3
+
+
+# -- built-in early stopping restores the best weights of each stage -----------------------------------------------
+class Snapshots(Callback):
+    """The segmentation net's weights at every epoch's end."""
+
+    def __init__(self, store: dict):
+        self.store = store
+
+    def on_epoch_end(self, net, **kwargs):  # noqa: ANN001
+        self.store[len(net.history)] = copy.deepcopy(net.module_.segmentation.state_dict())
+
+
+def test_each_stage_ends_with_its_best_epochs_weights():
+    snaps: dict = {}
+    det = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05, callbacks=[Snapshots(snaps)]))
+    end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
+    valid = det.net_.history[: end["epochs"], "valid_loss"]
+    assert end["best_epoch"] == int(np.argmin(valid)) + 1
+    final = det.net_.module_.segmentation.state_dict()
+    best = snaps[end["best_epoch"]]
+    assert all(torch.equal(final[k], best[k]) for k in final)
+
+
+def test_early_stopping_ends_a_stalled_stage_and_says_so():
+    det = fit(two_stage(seg_epochs=30, dec_epochs=2, lr=0.5, n_iter_no_change=2))  # lr 0.5: no progress
+    end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
+    assert end["stopped_early"] and end["epochs"] < 30
+    assert stages(det).count("decision") == 2  # the next stage still runs
+    assert det.net_.progress_.stopped_early == ["segmentation"]
+
+
+# -- users' skorch callbacks ----------------------------------------------------------------------------------------
+def test_a_users_early_stopping_watches_every_stage():
+    det = fit(two_stage(seg_epochs=20, dec_epochs=20, early_stopping=False, lr=0.5,
+                        callbacks=[EarlyStopping(monitor="valid_loss", patience=1, sink=lambda *a, **k: None)]))
+    seen = stages(det)
+    assert 0 < seen.count("segmentation") < 20 and 0 < seen.count("decision") < 20
+
+
+@pytest.mark.parametrize("make", [two_stage, gan])
+def test_a_users_lr_scheduler_drives_every_optimizer(make):
+    det = fit(make(lr=1e-3, callbacks=[LRScheduler("StepLR", step_size=1, gamma=0.5)]))
+    net = det.net_
+    names = [n for n in net.optimizer_names if getattr(net, n + "_", None) is not None]
+    assert len(names) >= 2
+    lrs = {name: getattr(net, name + "_").param_groups[0]["lr"] for name in names}
+    if make is two_stage:  # the user's callback steps optimizer_ every epoch, its copy only the decision epochs
+        assert lrs["optimizer"] == pytest.approx(1e-3 * 0.5**6)
+        assert lrs["optimizer_decision"] == pytest.approx(1e-3 * 0.5**3)
+    else:
+        assert all(lr == pytest.approx(1e-3 * 0.5**3) for lr in lrs.values())
+
+
+def test_without_a_users_scheduler_the_built_in_schedules_act_per_stage():
+    det = fit(two_stage(seg_epochs=4, dec_epochs=4, lr_schedule="cosine"))
+    lrs = list(det.net_.history[:, "event_lr"])
+    assert lrs[0] == lrs[4] == pytest.approx(1e-3)  # each stage starts at lr
+    assert lrs[1] < lrs[0] and lrs[3] < lrs[2] and lrs[5] < lrs[4]
+    constant = fit(two_stage(seg_epochs=4, dec_epochs=4, lr_schedule="constant"))
+    assert set(constant.net_.history[:, "event_lr"]) == {1e-3}
+    # plateau: a stalled stage (lr 0.5 cannot improve it) loses a factor 4 every 2 epochs without improvement
+    stalled = fit(two_stage(seg_epochs=9, dec_epochs=1, lr=0.5, n_iter_no_change=6, early_stopping=False))
+    history = stalled.net_.history
+    end = next(row["event_stage_end"] for row in history if "event_stage_end" in row)
+    misses = end["epochs"] - (end["best_epoch"] or 0)
+    assert history[end["epochs"] - 1, "event_lr"] <= 0.5 * 0.25 ** ((misses - 1) // 2) * (1 + 1e-9)
+    assert history[end["epochs"], "event_lr"] == pytest.approx(0.5)  # the decision stage starts afresh
+
+
+class NormSpy(Callback):
+    """Records the gradient norm of the parameters about to be stepped, after the callbacks before it."""
+
+    def __init__(self, seen: list):
+        self.seen = seen
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: ANN001
+        grads = [p.grad for _, p in named_parameters if p.grad is not None]
+        self.seen.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+
+@pytest.mark.parametrize("make", [two_stage, gan])
+def test_gradient_norm_clipping_reaches_every_optimizer_step(make):
+    seen: list[float] = []
+    det = fit(make(callbacks=[GradientNormClipping(gradient_clip_value=1e-3), NormSpy(seen)]))
+    steps = sum(row["train_batch_count"] for row in det.net_.history)
+    per_batch = 1 if make is two_stage else 2  # the GAN steps a discriminator (or two) and the generator
+    assert len(seen) >= per_batch * steps
+    assert max(seen) <= 1e-3 * (1 + 1e-4)
+
+
+def test_optimizer_parameters_reach_every_optimizer_and_own_prefixes_override():
+    """skorch's ``optimizer__*`` routing (``get_params_for_optimizer``, param_groups included) builds every
+    optimizer of the nets; an optimizer's own prefix overrides it."""
+    from skdefect.nn.wang2022 import Wang2022TwoStage
+    from skdefect.training import TwoStageNet
+
+    net = TwoStageNet(
+        module=Wang2022TwoStage(in_channels=1, width=0.25), optimizer=torch.optim.Adam, lr=1e-3, seg_epochs=1,
+        optimizer__weight_decay=0.01, optimizer_decision__weight_decay=0.5,
+        optimizer__param_groups=[("*fuse*", {"lr": 0.123})],
+    ).initialize()
+    seg_groups, dec_groups = net.optimizer_.param_groups, net.optimizer_decision_.param_groups
+    assert {g["weight_decay"] for g in seg_groups} == {0.01} and {g["weight_decay"] for g in dec_groups} == {0.5}
+    assert sorted(g["lr"] for g in seg_groups) == [1e-3, 0.123]  # the fusion layer S15 in its own group
+    assert len(seg_groups[0]["params"]) == 2  # S15's weight and bias
+
+
+# -- the threshold comes from images the networks did not train on ----------------------------------------------
+def test_threshold_is_chosen_on_validation_scores(monkeypatch):
+    from skdefect import two_stage as module
+
+    seen = {}
+    original = module.f1_max_threshold
+
+    def spy(scores, y):
+        seen["n"] = len(scores)
+        return original(scores, y)
+
+    monkeypatch.setattr(module, "f1_max_threshold", spy)
+    fit(two_stage())
+    assert seen["n"] == 12  # the validation images, not the 48 training images
+
+
+def test_one_class_gan_is_judged_by_validation_reconstruction():
+    det = fit(gan(epochs=3), one_class=True)
+    assert all(np.isfinite(row["valid_loss"]) for row in det.net_.history)
+    end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
+    assert end["monitor"] == "valid_loss"
+    supervised = fit(gan(epochs=3))
+    end = next(row["event_stage_end"] for row in supervised.net_.history if "event_stage_end" in row)
+    assert end["monitor"] == "valid_ap" and "valid_ap" in supervised.net_.history[-1]
