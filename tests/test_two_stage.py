@@ -267,3 +267,18 @@ def test_pipeline_routes_masks_to_the_detector_step(data):
     alone = ConcentratedTwoStageDetector(**{**params, "gamma": search.best_params_["det__gamma"]})
     alone.fit(255 - X[:48], y[:48], masks=masks[:48])
     np.testing.assert_array_equal(search.decision_function(X_te), alone.decision_function(255 - X_te))
+
+
+def test_without_a_decision_stage_the_image_score_is_the_largest_segmentation_logit(data):
+    """dec_epochs=0 trains the segmentation net alone (defective images suffice, as on CrackForest); the image
+    score is then the map's largest logit, so predict_proba's P(defect) is the largest pixel probability."""
+    X, y, masks, X_te, *_ = data
+    defective = y == 1
+    with pytest.raises(ValueError, match="dec_epochs=0"):
+        ConcentratedTwoStageDetector(**FAST).fit(X[defective], y[defective], masks=masks[defective])
+    det = ConcentratedTwoStageDetector(**{**FAST, "dec_epochs": 0}).fit(X[defective], y[defective],
+                                                                        masks=masks[defective])
+    assert det.image_score_ == "seg_max"
+    assert [row["event_stage"] for row in det.net_.history] == ["segmentation"] * FAST["seg_epochs"]
+    top = det.segment(X_te[:8]).reshape(8, -1).max(axis=1)
+    np.testing.assert_allclose(det.predict_proba(X_te[:8])[:, 1], top, rtol=1e-5, atol=1e-6)

@@ -145,6 +145,10 @@ class _Network:
 def skdefect_register_backbones() -> dict[str, Callable[..., Any]]:
     return {
         "wang2022": _Network("wang2022", "Wang2022TwoStage", "Table 1 of the concentrated-loss paper."),
+        "wang2022_features": _Network(
+            "wang2022", "Wang2022FeatureTwoStage",
+            "Table 1's segmentation net with a decision net that also reads its features (SegDecNet-style).",
+        ),
         "segdec": _Network("segdec", "SegDecNet", "Božič et al. 2021 SegDecNet (mixed supervision)."),
         "unet_generator": _Network("gan", "UNetGenerator", "The dual-discriminator GAN's U-Net generator."),
         "patch_discriminator": _Network(
