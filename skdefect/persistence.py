@@ -31,7 +31,6 @@ import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,15 @@ def _skdefect_version() -> str:
 # -- what can be saved: the allowlist ---------------------------------------------------------------------------
 def _build_two_stage_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
     """An initialised (untrained) :class:`~skdefect.training.TwoStageNet` shaped like the fitted one."""
-    return est._build_net(est._build_module(int(attrs["input_shape_"][2])), device, verbose=0)
+    from ._base import resolve_plugin
+    from .plugins import get_backbone
+
+    if est.backbone != "auto":  # the parameter names a network: it must exist and be the fitted one
+        resolve_plugin(get_backbone, est.backbone, "backbone")
+    backbone = str(attrs.get("backbone_", est.backbone))  # files written before "auto" name the backbone itself
+    if est.backbone not in ("auto", backbone):
+        raise ValueError(f"the file's backbone={est.backbone!r} contradicts its fitted backbone_={backbone!r}")
+    return est._build_net(est._build_module(int(attrs["input_shape_"][2]), backbone), device, verbose=0)
 
 
 def _build_gan_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
@@ -514,51 +521,49 @@ class _Resize(nn.Module):
 
 
 class _TwoStageGraph(nn.Module):
-    """image (n, C, H, W) in [0, 1] → (decision logit (n,), P(defect) per pixel (n, H, W))."""
+    """image (n, C, H, W) in [0, 1] → (image score (n,), P(defect) per pixel (n, H, W)).
+
+    The detector's own inference graph (:meth:`ConcentratedTwoStageDetector.scorer`) between the input
+    normalisation and the resizes."""
 
     def __init__(self, estimator: Any) -> None:
         super().__init__()
         h, w, c = estimator.input_shape_
-        self.module = copy.deepcopy(estimator.net_.module_).cpu().float().eval()
+        self.scorer = copy.deepcopy(estimator.scorer()).cpu().float().eval()
         self.resize_in = _Resize((h, w), estimator.image_size_, antialias=True)
         self.register_buffer("mean", torch.as_tensor(np.asarray(estimator.input_mean_, np.float32)).view(1, c, 1, 1))
         self.register_buffer("std", torch.as_tensor(np.asarray(estimator.input_std_, np.float32)).view(1, c, 1, 1))
         with torch.no_grad():  # the segmentation map's resolution (the input's, or a fraction of it)
-            seg_size = tuple(self.module(torch.zeros(2, c, *estimator.image_size_))[0].shape[-2:])
+            seg_size = tuple(self.scorer(torch.zeros(2, c, *estimator.image_size_))[1].shape[-2:])
         self.resize_out = _Resize(seg_size, (h, w), antialias=False)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (self.resize_in(image) - self.mean) / self.std
-        seg, logit = self.module(x)
-        return logit, self.resize_out(seg.float()).sigmoid()[:, 0]
+        score, seg = self.scorer(x)
+        return score, self.resize_out(seg).sigmoid()[:, 0]
 
 
 class _GANGraph(nn.Module):
-    """image (n, C, H, W) in [0, 1] → (anomaly score (n,), reconstruction error per pixel (n, H, W))."""
+    """image (n, C, H, W) in [0, 1] → (anomaly score (n,), reconstruction error per pixel (n, H, W)).
+
+    The detector's own inference graph (:meth:`DualDiscriminatorGANDetector.scorer`) between the resizes."""
 
     def __init__(self, estimator: Any) -> None:
         super().__init__()
-        from . import losses
-
-        h, w, _ = estimator.input_shape_
-        self.generator = copy.deepcopy(estimator.net_.module_).cpu().float().eval()
+        h, w, c = estimator.input_shape_
+        self.scorer = copy.deepcopy(estimator.scorer()).cpu().float().eval()
         self.resize_in = _Resize((h, w), estimator.image_size_, antialias=True)
-        self.resize_out = _Resize(estimator.image_size_, (h, w), antialias=False)
-        if estimator.anomaly_score == "patch":
-            self.score_fn = partial(losses.patch_loss, patch_size=estimator.patch_size,
-                                    stride=estimator.patch_stride, top_n=estimator.top_n)
-        else:
-            self.score_fn = losses.l1_reconstruction_loss
+        with torch.no_grad():  # the anomaly map's resolution (the network's, or a quarter for patch_memory)
+            map_size = tuple(self.scorer(torch.zeros(2, c, *estimator.image_size_))[1].shape[-2:])
+        self.resize_out = _Resize(map_size, (h, w), antialias=False)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.resize_in(image)
-        x_hat = self.generator(x)[0].float()
-        err = (x - x_hat).abs().mean(dim=1, keepdim=True)
-        return self.score_fn(x, x_hat), self.resize_out(err)[:, 0]
+        scores, error_map = self.scorer(self.resize_in(image))
+        return scores, self.resize_out(error_map)
 
 
 _GRAPHS: dict[str, tuple[type[nn.Module], str]] = {
-    "ConcentratedTwoStageDetector": (_TwoStageGraph, "decision logit, as decision_function"),
+    "ConcentratedTwoStageDetector": (_TwoStageGraph, "image score (the decision logit), as decision_function"),
     "DualDiscriminatorGANDetector": (_GANGraph, "anomaly score, as decision_function"),
 }
 _MAPS = {

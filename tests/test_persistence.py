@@ -411,3 +411,36 @@ def test_onnx_export_arguments_are_checked(fitted, tmp_path):
 
 def test_load_is_a_top_level_name():
     assert skdefect.load is persistence.load and "load" in dir(skdefect)
+
+
+@pytest.mark.parametrize("score", ["recon", "patch", "memory", "patch_memory", "seg_max"])
+def test_every_score_survives_the_model_file_and_onnx(score, data, tmp_path):
+    """Each image score (the GAN's four, the two-stage detector's without a decision stage) is the same after
+    ``skdefect.load`` and in the exported ONNX graph: one inference graph serves all three."""
+    X, y, masks = data
+    if score == "seg_max":
+        det = ConcentratedTwoStageDetector(**{**TWO_STAGE, "dec_epochs": 0}).fit(X, y, masks=masks)
+    else:
+        det = DualDiscriminatorGANDetector(**GAN, anomaly_score=score).fit(X, y)
+    expected_scores, expected_maps = det.decision_function(X), _map(det, X)
+    loaded = skdefect.load(det.save(tmp_path / "m.skdefect"))
+    np.testing.assert_array_equal(loaded.decision_function(X), expected_scores)
+    np.testing.assert_array_equal(_map(loaded, X), expected_maps)
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(det.to_onnx(tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
+    score_out, map_out = session.run(["score", "map"], {"image": (X[:, None] / 255.0).astype(np.float32)})
+    # a nearest-patch distance is sqrt(|z|² − 2 z·m + |m|²): near 0 (a training patch in the memory) the float32
+    # cancellation of two runtimes' matmuls differs by ~1e-5, which the square root lifts to ~1e-3
+    atol = 5e-3 if score == "patch_memory" else 1e-4
+    np.testing.assert_allclose(score_out, expected_scores, rtol=1e-4, atol=atol)
+    np.testing.assert_allclose(map_out, expected_maps, rtol=1e-4, atol=atol)
+
+
+def test_auto_gan_score_is_chosen_on_validation_images(data):
+    X, y, _ = data
+    det = DualDiscriminatorGANDetector(**GAN).fit(X, y)
+    assert set(det.score_selection_) == {"recon", "patch", "memory", "patch_memory"}
+    assert det.anomaly_score_ == max(det.score_selection_, key=det.score_selection_.get)
+    kept = {"memory": det.memory_ is not None, "patch_memory": det.patch_memory_ is not None}
+    assert kept == {name: det.anomaly_score_ == name for name in kept}  # only the chosen score's memory stays
