@@ -1,0 +1,522 @@
+"""The quality suite: every detector configuration and every baseline on the same splits, in one run.
+
+    python -m benchmarks.quality --profile quick --jobs 2          # ~15 min on 2 CPU cores
+    python -m benchmarks.quality --profile full --jobs 2           # hours; writes after every fit
+    python -m benchmarks.quality --profile full --datasets elpv    # one dataset of a profile
+
+For each dataset of the profile, each split (seed, fold, digit) runs the detectors first, then the baselines of
+:mod:`benchmarks.baselines` on the same training and test images; the two small PyTorch baselines train for the
+CPU seconds the dataset's first detector took on that split. Every fit's row (metrics, CPU and wall seconds,
+epochs) goes to ``results/quality_<profile>.json`` at once, and ``results/quality_<profile>.md`` is regenerated
+from it: per dataset, each method's mean ± std over splits and its fit time, and each detector's margin over
+the best baseline of the dataset's main metric, with its paired wins over the splits.
+
+Nothing here looks at a test fold to choose anything: detectors choose their epochs and thresholds on their
+own internal validation split (``validation_fraction``), the baselines' recipes are fixed.
+
+Profiles (``PROFILES``) say, per dataset, the splits and which methods run with which parameters. The CPU
+profiles keep every detector at its default configuration except where a dataset needs an image size; where
+a profile departs from a default it says so in ``notes``, which the table prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# -- datasets and their splits ------------------------------------------------------------------------------------
+@dataclass
+class Split:
+    """One train/test split of a dataset (images, labels, masks) and the seed that seeds everything trained on it."""
+
+    dataset: str
+    key: str  # "seed 0", "seed 1 fold 3", "digit 8 seed 2"
+    seed: int
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    masks_train: np.ndarray | None = None
+    masks_test: np.ndarray | None = None
+    group: str = ""  # the table's std runs over groups (seeds) of split means when set
+
+
+def _synthetic(spec: dict) -> Iterator[Split]:
+    from skdefect.datasets import make_surface_defects
+
+    n, side = spec.get("n_samples", 600), spec.get("side", 64)
+    for seed in spec["seeds"]:
+        # data seeds 100+: never the seeds the library's docs, tests and development runs use
+        X, y, m = make_surface_defects(n, (side, side), random_state=100 + seed)
+        k = (2 * n) // 3
+        yield Split("synthetic", f"seed {seed}", seed, X[:k], y[:k], X[k:], y[k:], m[:k], m[k:])
+
+
+def _magnetic_tile(spec: dict) -> Iterator[Split]:
+    from sklearn.model_selection import StratifiedKFold
+
+    from skdefect.datasets import load_magnetic_tile
+
+    side = spec["side"]
+    X, y, m = load_magnetic_tile(image_shape=(side, side))
+    for seed in spec["seeds"]:
+        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(X, y)
+        for fold, (tr, te) in enumerate(folds):
+            if fold in spec.get("folds", range(5)):
+                yield Split(f"magnetic_tile_{side}", f"seed {seed} fold {fold}", seed, X[tr], y[tr], X[te], y[te],
+                            m[tr], m[te], group=f"seed {seed}")
+
+
+def _mnist(spec: dict, normals_only: bool) -> Iterator[Split]:
+    from skdefect.datasets import load_mnist_oneclass
+
+    name = "mnist_normals" if normals_only else "mnist_seen"
+    for seed in spec["seeds"]:
+        for digit in spec.get("digits", range(10)):
+            X_tr, y_tr, X_te, y_te = load_mnist_oneclass(digit, image_shape=(32, 32), random_state=seed)
+            if normals_only:
+                X_tr, y_tr = X_tr[y_tr == 0], y_tr[y_tr == 0]
+            yield Split(name, f"digit {digit} seed {seed}", seed, X_tr, y_tr, X_te, y_te, group=f"seed {seed}")
+
+
+def _elpv(spec: dict) -> Iterator[Split]:
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    from skdefect.datasets import load_elpv
+
+    side = spec.get("side", 64)
+    X, y, _ = load_elpv(image_shape=(side, side))
+    for seed in spec["seeds"]:
+        tr, te = next(StratifiedShuffleSplit(1, test_size=0.3, random_state=seed).split(X, y))
+        yield Split("elpv", f"seed {seed}", seed, X[tr], y[tr], X[te], y[te])
+
+
+def _crackforest(spec: dict) -> Iterator[Split]:
+    from sklearn.model_selection import KFold
+
+    from skdefect.datasets import load_crackforest
+
+    h, w = spec["shape"]
+    X, y, m = load_crackforest(image_shape=(h, w), color="gray")
+    for seed in spec["seeds"]:
+        for fold, (tr, te) in enumerate(KFold(5, shuffle=True, random_state=seed).split(X)):
+            if fold in spec.get("folds", range(5)):
+                yield Split("crackforest", f"seed {seed} fold {fold}", seed, X[tr], y[tr], X[te], y[te], m[tr], m[te],
+                            group=f"seed {seed}")
+
+
+DATASETS: dict[str, Callable[[dict], Iterator[Split]]] = {
+    "synthetic": _synthetic,
+    "magnetic_tile_64": _magnetic_tile,
+    "magnetic_tile_128": _magnetic_tile,
+    "mnist_seen": lambda spec: _mnist(spec, normals_only=False),
+    "mnist_normals": lambda spec: _mnist(spec, normals_only=True),
+    "elpv": _elpv,
+    "crackforest": _crackforest,
+}
+
+#: The metric each dataset's margin is computed on.
+MAIN_METRIC = {
+    "synthetic": "image_ap", "magnetic_tile_64": "image_ap", "magnetic_tile_128": "image_ap",
+    "mnist_seen": "image_auroc", "mnist_normals": "image_auroc", "elpv": "image_auroc",
+    "crackforest": "pixel_auroc",
+}
+
+
+# -- methods ------------------------------------------------------------------------------------------------------
+@dataclass
+class Method:
+    """A named configuration: a detector (``kind="detector"``) or a baseline, and what it trains on."""
+
+    name: str
+    kind: str  # "detector" or "baseline"
+    build: Callable[[Split, float | None], Any]
+    trains_on: str  # "masks", "labels" or "normals"
+    params: dict = field(default_factory=dict)
+
+
+def two_stage(name: str, **params: Any) -> Method:
+    def build(split: Split, budget: float | None) -> Any:
+        from skdefect import ConcentratedTwoStageDetector
+
+        return ConcentratedTwoStageDetector(random_state=split.seed, device="cpu", **params)
+
+    return Method(name, "detector", build, "masks", params)
+
+
+def gan(name: str, one_class: bool = False, **params: Any) -> Method:
+    def build(split: Split, budget: float | None) -> Any:
+        from skdefect import DualDiscriminatorGANDetector
+
+        return DualDiscriminatorGANDetector(random_state=split.seed, device="cpu", **params)
+
+    return Method(name, "detector", build, "normals" if one_class else "labels", params)
+
+
+def baseline(name: str, timed: bool = False, **params: Any) -> Method:
+    from benchmarks.baselines import BASELINES
+
+    cls = BASELINES[name]
+
+    def build(split: Split, budget: float | None) -> Any:
+        extra = {"time_budget": budget} if timed else {}
+        return cls(random_state=split.seed, **extra, **params)
+
+    return Method(name, "baseline", build, cls.needs if cls.needs != "labels" else "labels", params)
+
+
+def _paper_decision(**kw: Any) -> dict:
+    return {"backbone": "wang2022", **kw}
+
+
+SURFACE_BASELINES = lambda flips=True: [  # noqa: E731
+    baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True, flips=flips),
+    baseline("plain_unet", timed=True, flips=flips),
+]
+
+# dataset -> (split spec, methods); the first detector's CPU time is the budget of the timed baselines
+PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
+    "smoke": {
+        "synthetic": ({"seeds": [0], "n_samples": 48, "side": 32}, [
+            two_stage("two-stage (default)", seg_epochs=2, dec_epochs=1, width=0.25),
+            gan("GAN (default)", epochs=2, width=0.25),
+            baseline("logreg"), baseline("small_cnn", timed=True, min_epochs=1, max_epochs=2),
+            baseline("plain_unet", timed=True, min_epochs=1, max_epochs=2),
+        ]),
+        "mnist_normals": ({"seeds": [0], "digits": [1]}, [
+            gan("GAN one-class (default)", one_class=True, epochs=1, width=0.25, image_size=32),
+            baseline("pca"),
+        ]),
+    },
+    "quick": {
+        "synthetic": ({"seeds": [0]}, [
+            two_stage("two-stage (default)"),
+            gan("GAN (default)"),
+            *SURFACE_BASELINES(),
+        ]),
+        "mnist_seen": ({"seeds": [0], "digits": [2, 5, 8]}, [
+            gan("GAN (default)", image_size=32),
+            baseline("mlp"), baseline("logreg"), baseline("small_cnn", timed=True, flips=False),
+        ]),
+        "mnist_normals": ({"seeds": [0], "digits": [2, 5, 8]}, [
+            gan("GAN one-class (default)", one_class=True, image_size=32),
+            gan("GAN one-class, recon score", one_class=True, image_size=32, anomaly_score="recon"),
+            baseline("pca"), baseline("iforest"),
+        ]),
+    },
+    "full": {
+        "synthetic": ({"seeds": [0, 1, 2]}, [
+            two_stage("two-stage (default)"),
+            two_stage("gamma = 0", gamma=0.0),
+            two_stage("lambda = 0", dice_weight=0.0),
+            two_stage("lambda = 0.5", dice_weight=0.5),
+            two_stage("paper decision net", **_paper_decision()),
+            two_stage("Dice of normals smoothed", loss="concentrated_smooth_empty"),
+            two_stage("segdec + BCE", backbone="segdec", loss="bce"),
+            two_stage("segmentation only (max of map)", dec_epochs=0),
+            gan("GAN (default)"),
+            *SURFACE_BASELINES(),
+        ]),
+        "magnetic_tile_64": ({"side": 64, "seeds": [0]}, [
+            two_stage("two-stage (default)"),
+            two_stage("gamma = 0", gamma=0.0),
+            two_stage("lambda = 0", dice_weight=0.0),
+            two_stage("segdec + BCE", backbone="segdec", loss="bce"),
+            *SURFACE_BASELINES(),
+        ]),
+        "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
+            two_stage("two-stage (default)"),
+            baseline("logreg"), baseline("small_cnn", timed=True), baseline("plain_unet", timed=True),
+        ]),
+        "mnist_seen": ({"seeds": [0, 1, 2]}, [
+            gan("GAN (default)", image_size=32),
+            gan("GAN, no ABC", image_size=32, w_abc=0.0),
+            baseline("mlp"), baseline("logreg"), baseline("small_cnn", timed=True, flips=False),
+        ]),
+        "mnist_normals": ({"seeds": [0, 1, 2]}, [
+            gan("GAN one-class (default)", one_class=True, image_size=32),
+            gan("GAN one-class, recon score", one_class=True, image_size=32, anomaly_score="recon"),
+            gan("GANomaly-style", one_class=True, image_size=32, w_recon=50.0, w_adv=1.0, w_latent=1.0,
+                w_patch=0.0, anomaly_score="recon"),
+            baseline("pca"), baseline("iforest"),
+        ]),
+        "elpv": ({"seeds": [0, 1, 2]}, [
+            gan("GAN (default)", patch_size=16, patch_stride=8),
+            baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True),
+        ]),
+        "crackforest": ({"shape": (160, 240), "seeds": [0]}, [
+            two_stage("two-stage, segmentation only", dec_epochs=0),
+            baseline("plain_unet", timed=True),
+        ]),
+    },
+}
+PROFILES["paper"] = {  # on a GPU: the papers' networks at native resolution, as far as a session allows
+    "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
+        two_stage("two-stage, paper network", backbone="wang2022", seg_epochs=200, dec_epochs=100, batch_size=2,
+                  n_iter_no_change=30),
+        baseline("small_cnn", timed=True), baseline("plain_unet", timed=True),
+    ]),
+}
+
+
+# -- one fit -------------------------------------------------------------------------------------------------------
+def _metrics(split: Split, est: Any) -> dict[str, float]:
+    from skdefect.metrics import average_precision, pixel_average_precision, pixel_roc_auc, roc_auc
+
+    out: dict[str, float] = {}
+    scores = np.asarray(est.decision_function(split.X_test), dtype=np.float64)
+    if len(np.unique(split.y_test)) == 2:
+        out["image_ap"] = average_precision(split.y_test, scores)
+        out["image_auroc"] = roc_auc(split.y_test, scores)
+    if split.masks_test is not None and hasattr(est, "segment"):
+        known = (split.y_test == 0) | split.masks_test.any(axis=(1, 2))
+        maps = est.segment(split.X_test)
+        out["pixel_auroc"] = pixel_roc_auc(maps, split.masks_test, known)
+        out["pixel_ap"] = pixel_average_precision(maps, split.masks_test, known)
+    return out
+
+
+def _training_info(est: Any) -> dict[str, Any]:
+    net = getattr(est, "net_", None)
+    if net is None:
+        return {"epochs": getattr(est, "epochs_", None)}
+    ends = [row["event_stage_end"] for row in net.history if "event_stage_end" in row]
+    return {"epochs": len(net.history), "stages": [
+        {k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")} for e in ends]}
+
+
+def run_split(dataset: str, split: Split, methods: list[Method]) -> list[dict]:
+    """Fit every method on one split: detectors first (the first one's CPU time is the baselines' budget)."""
+    import torch
+
+    torch.set_num_threads(1)
+    rows, budget = [], None
+    for method in sorted(methods, key=lambda m: m.kind != "detector"):
+        est = method.build(split, budget)
+        X, y, masks = split.X_train, split.y_train, split.masks_train
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        try:
+            if method.trains_on == "masks":
+                est.fit(X, y, masks=masks)
+            elif method.trains_on == "normals":
+                est.fit(X[y == 0])
+            else:
+                est.fit(X, y)
+        except Exception as exc:  # noqa: BLE001 - a failed configuration is a result too
+            rows.append({"dataset": dataset, "split": split.key, "group": split.group, "method": method.name,
+                         "kind": method.kind, "error": f"{type(exc).__name__}: {exc}",
+                         "traceback": traceback.format_exc(limit=3)})
+            continue
+        fit_cpu, fit_wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
+        if budget is None and method.kind == "detector":
+            budget = fit_cpu
+        rows.append({
+            "dataset": dataset, "split": split.key, "group": split.group, "method": method.name, "kind": method.kind,
+            "params": {k: v for k, v in method.params.items()}, **_metrics(split, est),
+            "fit_cpu_s": round(fit_cpu, 1), "fit_wall_s": round(fit_wall, 1), "budget_s": budget,
+            **_training_info(est), "n_train": len(X), "n_test": len(split.X_test),
+        })
+    return rows
+
+
+# -- running a profile ---------------------------------------------------------------------------------------------
+def _device() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown"
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu ({model}), 1 torch thread per process"
+
+
+def _commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _register_ablation_losses() -> None:
+    """The literal smoothed Dice of defect-free images, as a loss plugin for the ablation row."""
+    from functools import partial
+
+    from skdefect import losses
+    from skdefect.plugins import hookimpl
+    from skdefect.plugins.manager import get_plugin_manager
+
+    class Ablations:
+        @hookimpl
+        def skdefect_register_losses(self) -> dict:
+            def concentrated_smooth_empty(gamma: float = 0.5, dice_weight: float = 0.95) -> Any:
+                return partial(losses.concentrated_loss, gamma=gamma, dice_weight=dice_weight, empty="smooth")
+
+            return {"concentrated_smooth_empty": concentrated_smooth_empty}
+
+    manager = get_plugin_manager()
+    if "benchmark_ablations" not in manager._origins:
+        manager.register(Ablations(), name="benchmark_ablations", origin="benchmarks.quality (ablation)")
+
+
+def _worker(task: tuple[str, str, Split]) -> list[dict]:
+    profile, dataset, split = task
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _register_ablation_losses()
+    _, methods = PROFILES[profile][dataset]
+    return run_split(dataset, split, methods)
+
+
+def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str) -> dict:
+    from skdefect import __version__
+
+    path = out / f"{stem}.json"
+    result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    result.update({
+        "suite": "benchmarks.quality", "profile": profile, "command": "python -m benchmarks.quality " +
+        " ".join(sys.argv[1:]), "commit": _commit(), "skdefect": __version__, "device": _device(),
+        "specs": {d: PROFILES[profile][d][0] for d in PROFILES[profile]},
+    })
+    result["rows"] = [r for r in result["rows"] if r["dataset"] not in datasets]  # rerun datasets are replaced
+    tasks = [(profile, d, split) for d in datasets for split in DATASETS[d](PROFILES[profile][d][0])]
+    print(f"quality suite, profile {profile!r}: {len(tasks)} splits of {', '.join(datasets)}, {jobs} process(es)",
+          flush=True)
+
+    def record(rows: list[dict]) -> None:
+        result["rows"].extend(rows)
+        for r in rows:
+            shown = ", ".join(f"{k} {r[k]:.3f}" for k in ("image_ap", "image_auroc", "pixel_auroc") if k in r)
+            print(f"  {r['dataset']:<18} {r['split']:<20} {r['method']:<34} {shown or r.get('error')} "
+                  f"({r.get('fit_cpu_s', '-')} s)", flush=True)
+        write(result, out, stem)
+
+    _register_ablation_losses()
+    if jobs <= 1:
+        for task in tasks:
+            record(_worker(task))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            for rows in pool.imap_unordered(_worker, tasks):
+                record(rows)
+    write(result, out, stem)
+    return result
+
+
+def write(result: dict, out: Path, stem: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{stem}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    os.replace(tmp, out / f"{stem}.json")
+    (out / f"{stem}.md").write_text(table(result))
+
+
+# -- the table -----------------------------------------------------------------------------------------------------
+METRICS = ("image_ap", "image_auroc", "pixel_auroc", "pixel_ap")
+
+
+def _mean_std(rows: list[dict], metric: str) -> tuple[float, float] | None:
+    values = [r[metric] for r in rows if metric in r]
+    if not values:
+        return None
+    groups = sorted({r["group"] for r in rows if metric in r and r["group"]})
+    if len(groups) > 1:  # std over the groups' means (e.g. seeds of the 10-digit MNIST mean)
+        means = [np.mean([r[metric] for r in rows if metric in r and r["group"] == g]) for g in groups]
+        return float(np.mean(values)), float(np.std(means))
+    return float(np.mean(values)), float(np.std(values))
+
+
+def table(result: dict) -> str:
+    rows = [r for r in result["rows"] if "error" not in r]
+    lines = [
+        f"# Quality suite, profile `{result['profile']}`",
+        "",
+        f"`{result['command']}` · commit {result['commit']} · skdefect {result['skdefect']} · {result['device']}",
+        "",
+        "Mean ± std over splits (for MNIST: over the seeds' means of the digits). CPU seconds of one fit. The "
+        "margin is a detector's mean minus the best baseline's mean on the dataset's main metric (**bold**); "
+        "wins counts the splits where the detector beats that baseline.",
+        "",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in result["rows"]):
+        sel = [r for r in rows if r["dataset"] == dataset]
+        main = MAIN_METRIC[dataset]
+        spec = result.get("specs", {}).get(dataset, {})
+        n_splits = len({r["split"] for r in sel})
+        lines += [f"## {dataset}", "", f"{n_splits} splits; spec {json.dumps(spec)}", ""]
+        metrics = [m for m in METRICS if any(m in r for r in sel)]
+        head = ["method", *[("**" + m + "**") if m == main else m for m in metrics], "fit CPU s", "margin", "wins"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        methods = list(dict.fromkeys(r["method"] for r in sel))
+        baselines = [m for m in methods if next(r for r in sel if r["method"] == m)["kind"] == "baseline"]
+        best = None
+        scored = [(np.mean([r[main] for r in sel if r["method"] == b and main in r]), b)
+                  for b in baselines if any(main in r for r in sel if r["method"] == b)]
+        if scored:
+            best = max(scored)[1]
+        for method in methods:
+            mrows = [r for r in sel if r["method"] == method]
+            cells = []
+            for metric in metrics:
+                ms = _mean_std(mrows, metric)
+                cells.append("—" if ms is None else f"{ms[0]:.3f} ± {ms[1]:.3f}")
+            cells.append(f"{np.mean([r['fit_cpu_s'] for r in mrows]):.0f}")
+            margin, wins = "", ""
+            if mrows[0]["kind"] == "detector" and best is not None and any(main in r for r in mrows):
+                base = {r["split"]: r[main] for r in sel if r["method"] == best and main in r}
+                own = {r["split"]: r[main] for r in mrows if main in r}
+                common = sorted(set(base) & set(own))
+                diff = np.mean([own[s] for s in common]) - np.mean([base[s] for s in common]) if common else np.nan
+                margin = f"{diff:+.3f} vs {best}"
+                wins = f"{sum(own[s] > base[s] for s in common)} of {len(common)}"
+            lines.append("| " + " | ".join([method, *cells, margin, wins]) + " |")
+        errors = [r for r in result["rows"] if r["dataset"] == dataset and "error" in r]
+        for r in errors:
+            lines.append(f"\nFailed: {r['method']} on {r['split']}: {r['error']}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    parser.add_argument("--quick", action="store_const", const="quick", dest="profile",
+                        help="the same as --profile quick")
+    parser.add_argument("--datasets", nargs="+", default=None, help="a subset of the profile's datasets")
+    parser.add_argument("--jobs", type=int, default=1, help="splits fitted in parallel (one torch thread each)")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--stem", default=None, help="file name of the results (default quality_<profile>)")
+    args = parser.parse_args(argv)
+    datasets = args.datasets or list(PROFILES[args.profile])
+    unknown = sorted(set(datasets) - set(PROFILES[args.profile]))
+    if unknown:
+        parser.error(f"profile {args.profile!r} has no datasets {unknown}; it has {sorted(PROFILES[args.profile])}")
+    result = run(args.profile, datasets, args.jobs, Path(args.out), args.stem or f"quality_{args.profile}")
+    print(table(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
