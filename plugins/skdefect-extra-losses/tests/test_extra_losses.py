@@ -50,8 +50,11 @@ def test_tversky_special_cases_are_dice_and_jaccard():
 
     logits, target = _random()
     p = logits.sigmoid()
-    # alpha = beta = 1/2 is Dice (smoothing halves: (TP + s/2) / (TP + (FP + FN)/2 + s/2))
-    torch.testing.assert_close(tversky_loss(logits, target, 0.5, 0.5, smooth=0.5), dice_loss(p, target, smooth=1.0))
+    # alpha = beta = 1/2 is Dice (smoothing halves: (TP + s/2) / (TP + (FP + FN)/2 + s/2)); Tversky keeps the
+    # smoothed value on a defect-free image, which is dice_loss's literal reading, empty="smooth"
+    torch.testing.assert_close(
+        tversky_loss(logits, target, 0.5, 0.5, smooth=0.5), dice_loss(p, target, smooth=1.0, empty="smooth")
+    )
     # alpha = beta = 1 is the Jaccard index
     torch.testing.assert_close(tversky_index(logits, target, 1.0, 1.0, smooth=1.0), soft_iou(p, target, smooth=1.0))
 
