@@ -380,30 +380,42 @@ def _register_ablation_losses() -> None:
         manager.register(Ablations(), name="benchmark_ablations", origin="benchmarks.quality (ablation)")
 
 
-def _worker(task: tuple[str, str, Split]) -> list[dict]:
-    profile, dataset, split = task
+def _worker(task: tuple[str, str, Split, tuple[str, ...] | None]) -> list[dict]:
+    profile, dataset, split, only = task
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _register_ablation_losses()
     _, methods = PROFILES[profile][dataset]
-    return run_split(dataset, split, methods)
+    return run_split(dataset, split, [m for m in methods if only is None or m.name in only])
 
 
-def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str) -> dict:
+def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, overrides: dict | None = None,
+        methods: tuple[str, ...] | None = None, command: str = "") -> dict:
+    """Run ``datasets`` of ``profile``; ``overrides`` replace spec entries (``seeds``, ``folds``, ``digits``),
+    ``methods`` keeps only the methods of these names. Rows of the same dataset, split and method are replaced,
+    all others of an earlier run at ``out/stem.json`` are kept, so a profile can be filled in over several runs."""
     from skdefect import __version__
 
     path = out / f"{stem}.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"rows": []}
     result.update({
-        "suite": "benchmarks.quality", "profile": profile, "command": "python -m benchmarks.quality " +
-        " ".join(sys.argv[1:]), "commit": _commit(), "skdefect": __version__, "device": _device(),
-        "specs": {d: PROFILES[profile][d][0] for d in PROFILES[profile]},
+        "suite": "benchmarks.quality", "profile": profile, "commit": _commit(), "skdefect": __version__,
+        "device": _device(),
     })
-    result["rows"] = [r for r in result["rows"] if r["dataset"] not in datasets]  # rerun datasets are replaced
-    tasks = [(profile, d, split) for d in datasets for split in DATASETS[d](PROFILES[profile][d][0])]
+    specs = {d: {**PROFILES[profile][d][0], **(overrides or {})} for d in datasets}
+    result.setdefault("specs", {}).update(specs)
+    splits = [(d, split) for d in datasets for split in DATASETS[d](specs[d])]
+    fresh = {(d, split.key, m.name) for d, split in splits for m in PROFILES[profile][d][1]
+             if methods is None or m.name in methods}
+    result["rows"] = [r for r in result["rows"] if (r["dataset"], r["split"], r["method"]) not in fresh]
+    tasks = [(profile, d, split, methods) for d, split in splits]
     print(f"quality suite, profile {profile!r}: {len(tasks)} splits of {', '.join(datasets)}, {jobs} process(es)",
           flush=True)
 
+    result["commands"] = [*result.get("commands", []), command][-20:]
+
     def record(rows: list[dict]) -> None:
+        for r in rows:
+            r["command"] = command
         result["rows"].extend(rows)
         for r in rows:
             shown = ", ".join(f"{k} {r[k]:.3f}" for k in ("image_ap", "image_auroc", "pixel_auroc") if k in r)
@@ -453,7 +465,8 @@ def table(result: dict) -> str:
     lines = [
         f"# Quality suite, profile `{result['profile']}`",
         "",
-        f"`{result['command']}` · commit {result['commit']} · skdefect {result['skdefect']} · {result['device']}",
+        "Written by " + ", ".join(f"`{c}`" for c in result.get("commands", [])) +
+        f" · last at commit {result['commit']} · skdefect {result['skdefect']} · {result['device']}",
         "",
         "Mean ± std over splits (for MNIST: over the seeds' means of the digits). CPU seconds of one fit. The "
         "margin is a detector's mean minus the best baseline's mean on the dataset's main metric (**bold**); "
@@ -506,6 +519,12 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the same as --profile quick")
     parser.add_argument("--datasets", nargs="+", default=None, help="a subset of the profile's datasets")
     parser.add_argument("--jobs", type=int, default=1, help="splits fitted in parallel (one torch thread each)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="replace the profile's seeds")
+    parser.add_argument("--folds", type=int, nargs="+", default=None,
+                        help="only these folds of the k-fold datasets (Magnetic tile, CrackForest)")
+    parser.add_argument("--digits", type=int, nargs="+", default=None, help="only these MNIST digits")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="only these methods (names as in the table); the others' rows are kept")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--stem", default=None, help="file name of the results (default quality_<profile>)")
     args = parser.parse_args(argv)
@@ -513,7 +532,13 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = sorted(set(datasets) - set(PROFILES[args.profile]))
     if unknown:
         parser.error(f"profile {args.profile!r} has no datasets {unknown}; it has {sorted(PROFILES[args.profile])}")
-    result = run(args.profile, datasets, args.jobs, Path(args.out), args.stem or f"quality_{args.profile}")
+    overrides = {k: getattr(args, k) for k in ("seeds", "folds", "digits") if getattr(args, k) is not None}
+    names = {m.name for d in datasets for m in PROFILES[args.profile][d][1]}
+    if args.methods and set(args.methods) - names:
+        parser.error(f"no methods {sorted(set(args.methods) - names)} in these datasets; they have {sorted(names)}")
+    result = run(args.profile, datasets, args.jobs, Path(args.out), args.stem or f"quality_{args.profile}",
+                 overrides, tuple(args.methods) if args.methods else None,
+                 "python -m benchmarks.quality " + " ".join(sys.argv[1:] if argv is None else argv))
     print(table(result))
     return result
 

@@ -248,13 +248,24 @@ def _write(path: Path, config: Mapping[str, Any], tensors: Mapping[str, torch.Te
         "config": config_str,
         "sha256": _digest(version, config_str, tensors),
     }
-    data = save(dict(tensors), metadata=metadata)
+    return _atomic_write(path, save(dict(tensors), metadata=metadata))
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``.
+
+    A failure or an interrupt at any point leaves an earlier file at ``path`` whole. The file gets the mode a
+    plain ``open(path, "w")`` would give (0666 less the umask), not ``mkstemp``'s owner-only 0600.
+    """
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -637,5 +648,4 @@ def export_onnx(estimator: Any, path: str | os.PathLike[str], *, opset: int = 17
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _atomic_write(path, model.SerializeToString())  # a failed re-export leaves the earlier file whole

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
+    "caption_image",
     "overlay_image",
     "plot_detections",
     "plot_overlay",
@@ -272,6 +273,53 @@ def overlay_image(
         if m.any():
             rgb[m & ~_erode(m)] = (0.0, 1.0, 0.0)
     return (np.clip(rgb, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def caption_image(rgb: Any, lines: Sequence[str], *, min_side: int = 192) -> np.ndarray:
+    """Enlarge an RGB image to a readable size and write text lines in a black strip below it.
+
+    Pillow only (its built-in bitmap font, nothing downloaded). The image is enlarged by an integer factor with
+    nearest-neighbour sampling until its shorter side is at least ``min_side``, so model-resolution overlays
+    (48×48, 64×64) become readable without blurring the heat map.
+
+    Parameters
+    ----------
+    rgb : array-like of shape (H, W, 3) and dtype uint8
+        An image, e.g. from :func:`overlay_image`.
+    lines : sequence of str
+        The caption, one entry per line (e.g. the score, the decision, the true label).
+    min_side : int, default=192
+        Smallest side of the enlarged image, in pixels.
+
+    Returns
+    -------
+    captioned : ndarray of shape (k·H + strip, k·W, 3) and dtype uint8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdefect.viz import caption_image
+    >>> caption_image(np.zeros((64, 64, 3), np.uint8), ["score 0.91 >= 0.50: defective"]).shape[1]
+    192
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    arr = np.asarray(rgb)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"rgb must be a uint8 array of shape (H, W, 3); got {arr.dtype} of shape {arr.shape}.")
+    if int(min_side) < 1:
+        raise ValueError(f"min_side must be >= 1; got {min_side!r}.")
+    k = max(1, -(-int(min_side) // min(arr.shape[:2])))
+    big = np.repeat(np.repeat(arr, k, axis=0), k, axis=1)
+    font = ImageFont.load_default()
+    line_h = 12
+    strip = line_h * len(lines) + 4 if lines else 0
+    canvas = Image.new("RGB", (big.shape[1], big.shape[0] + strip), (0, 0, 0))
+    canvas.paste(Image.fromarray(big), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for j, line in enumerate(lines):
+        draw.text((3, big.shape[0] + 2 + j * line_h), str(line), fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:

@@ -147,3 +147,31 @@ def test_cases_cover_both_estimators_both_phases_and_both_stages() -> None:
     assert paper == {TWO_STAGE: (3, 640, 232), GAN: (3, 128, 128)}
     with pytest.raises(ValueError, match="suite"):
         harness.cases("huge")
+
+
+def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
+    """The quality suite runs detectors and baselines on the same split and writes JSON + a table with margins."""
+    from benchmarks.quality import PROFILES, main
+
+    result = main(["--profile", "smoke", "--datasets", "synthetic", "--out", str(tmp_path)])
+    rows = result["rows"]
+    expected = {m.name for m in PROFILES["smoke"]["synthetic"][1]}
+    assert {r["method"] for r in rows} == expected
+    assert not [r for r in rows if "error" in r]
+    assert len({r["split"] for r in rows}) == 1  # every method on the same split
+    for r in rows:
+        assert 0.0 <= r["image_ap"] <= 1.0 and 0.0 <= r["image_auroc"] <= 1.0
+        assert r["fit_cpu_s"] > 0
+    two_stage = next(r for r in rows if r["method"].startswith("two-stage"))
+    assert 0.0 <= two_stage["pixel_auroc"] <= 1.0  # the masks of the test split are scored
+    saved = json.loads((tmp_path / "quality_smoke.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(rows, default=str))
+    md = (tmp_path / "quality_smoke.md").read_text()
+    assert "## synthetic" in md and "vs " in md  # each detector's margin over the best baseline
+    for name in expected:
+        assert f"| {name} |" in md
+    # a later run of one method replaces that method's rows and keeps the others: a profile fills in over runs
+    again = main(["--profile", "smoke", "--datasets", "synthetic", "--methods", "logreg", "--out", str(tmp_path)])
+    assert sorted(r["method"] for r in again["rows"]) == sorted(r["method"] for r in rows)
+    assert [r["command"] for r in again["rows"] if r["method"] == "logreg"] == [
+        "python -m benchmarks.quality --profile smoke --datasets synthetic --methods logreg --out " + str(tmp_path)]

@@ -101,7 +101,9 @@ def test_evaluate_writes_metrics_that_match_the_model(model, folder, tmp_path, c
         _not_blank(out / name)
     assert report["overlays"] == [f"overlays/img/{i:03d}.png" for i in range(5)]
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("overlays/**/*.png")) == report["overlays"]
-    assert Image.open(out / report["overlays"][0]).size == (SIDE, SIDE)
+    # enlarged to a readable size (an integer factor of the image) with a caption strip below
+    width, height = Image.open(out / report["overlays"][0]).size
+    assert width == SIDE * 6 and height > width
     _not_blank(out / report["overlays"][0])
 
 

@@ -34,10 +34,22 @@ def test_demo_trains_both_detectors_and_writes_outputs(tmp_path, capsys, monkeyp
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "ConcentratedTwoStageDetector" in out and "DualDiscriminatorGANDetector" in out
+    assert "logistic regression (baseline)" in out and "chance is" in out
+    assert "two-stage: segmentation stage, epoch 1" in out  # progress while training
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    for name in ("ConcentratedTwoStageDetector", "DualDiscriminatorGANDetector"):
+    for name in ("ConcentratedTwoStageDetector", "DualDiscriminatorGANDetector", "logistic regression (baseline)"):
         assert 0.0 <= metrics[name]["AP"] <= 1.0
-    pngs = sorted(tmp_path.glob("*.png"))
+        assert isinstance(metrics[name]["meaning"], str)
+    pngs = sorted(tmp_path.glob("*_y*.png"))
     assert len(pngs) == 16
     img = np.asarray(Image.open(pngs[0]))
-    assert img.shape == (32, 32, 3) and img.std() > 5  # not blank
+    assert img.shape == (192, 192, 3) and img.std() > 5  # readable size, not blank
+    assert (tmp_path / "pr_curve.png").exists()
+
+
+def test_demo_calls_a_detector_at_chance_what_it_is():
+    from skdefect.demo import _verdict
+
+    assert "at chance" in _verdict(0.52, 0.5, 0.6)
+    assert "beats the baseline" in _verdict(0.9, 0.5, 0.6)
+    assert "below the baseline" in _verdict(0.6, 0.5, 0.8)

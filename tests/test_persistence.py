@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import pickle
 import struct
@@ -407,6 +408,35 @@ def test_onnx_export_arguments_are_checked(fitted, tmp_path):
         fitted["gan"].to_onnx(tmp_path / "m.onnx", opset=9)
     with pytest.raises(TypeError, match="opset must be an int"):
         fitted["gan"].to_onnx(tmp_path / "m.onnx", opset="17")
+
+
+def test_files_get_the_processes_normal_mode(fitted, tmp_path):
+    """Model and ONNX files are written like any other file (0666 less the umask), not owner-only."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = fitted["gan"].save(tmp_path / "m.skdefect")
+        assert path.stat().st_mode & 0o777 == 0o644
+        if importlib.util.find_spec("onnx") is not None:
+            assert fitted["gan"].to_onnx(tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_a_failed_onnx_export_leaves_the_earlier_file_whole(fitted, tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    path = fitted["gan"].to_onnx(tmp_path / "m.onnx")
+    good = path.read_bytes()
+
+    def broken(model):
+        raise RuntimeError("checker failed")
+
+    monkeypatch.setattr(onnx.checker, "check_model", broken)
+    with pytest.raises(RuntimeError, match="checker failed"):
+        fitted["gan"].to_onnx(path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary file left behind
 
 
 def test_load_is_a_top_level_name():

@@ -63,6 +63,22 @@ def test_overlay_image_colours_heat_red_and_mask_outline_green():
     np.testing.assert_array_equal(viz.overlay_image(image, heat * 0.5, vmax=0.5), viz.overlay_image(image, heat))
 
 
+def test_caption_image_enlarges_by_an_integer_factor_and_writes_text_below():
+    from skdefect.viz import caption_image
+
+    rgb = np.zeros((48, 40, 3), np.uint8)
+    rgb[10, 10] = (255, 0, 0)
+    out = caption_image(rgb, ["score 0.9 vs threshold 0.5: defective", "true label: defective"], min_side=192)
+    k = 5  # ceil(192 / 40)
+    assert out.shape[1] == 40 * k and out.shape[0] > 48 * k and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[: 48 * k], np.repeat(np.repeat(rgb, k, 0), k, 1))  # nearest, not blurred
+    strip = out[48 * k:]
+    assert (strip > 128).any(axis=2).sum() > 50  # the lines are drawn
+    np.testing.assert_array_equal(caption_image(rgb, [], min_side=10), rgb)  # large enough, nothing to write
+    with pytest.raises(ValueError, match="rgb must be a uint8 array"):
+        caption_image(rgb.astype(np.float32), ["x"])
+
+
 def test_overlay_image_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"map must have the \(H, W\) shape of image, \(16, 16\)"):
         viz.overlay_image(np.zeros((16, 16)), np.zeros((8, 8)))
