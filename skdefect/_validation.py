@@ -611,7 +611,15 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
     try:
         array = _as_array(y, arg, "binary labels (0 = normal, 1 = defective)")
     except TypeError as exc:
-        raise TypeError(f"Unknown label type: {exc}") from exc
+        raw = np.asarray(y, dtype=object) if not _is_sparse(y) else None
+        names = sorted({str(v) for v in raw.ravel()[:100_000]}) if raw is not None else []
+        if names and len(names) <= 10 and all(isinstance(v, str) for v in raw.ravel()[:100_000]):
+            hint = (f" {arg} holds the strings {names}: map them to 0 = normal and 1 = defective first, e.g. "
+                    f"{arg} = (np.asarray({arg}) == {names[0]!r}).astype(int) if {names[0]!r} is the defective "
+                    "class.")
+        else:
+            hint = ""
+        raise TypeError(f"Unknown label type: {exc}{hint}") from exc
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
