@@ -139,7 +139,7 @@ def _load_data(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[Path]]:
     """Read DATA: ``(X, y, masks, paths)``; ``y`` is None for a plain folder of images (predict only)."""
     from .datasets import load_image_folder
-    from .datasets._folder import IMAGE_EXTENSIONS, _detect_layout, _image_files, _Record, load_records
+    from .datasets._folder import IMAGE_EXTENSIONS, _detect_layout, _image_files, _Record, load_records, split_masks
 
     path = _check_data_path(args.data)
     plain: list[Path] | None = None
@@ -150,7 +150,11 @@ def _load_data(
             try:
                 _detect_layout(path, "manifest.csv")
             except ValueError:
-                plain = _image_files(path)
+                plain, mask_files = split_masks(_image_files(path))
+                if mask_files:
+                    print(f"DATA {path}: {_plural(len(mask_files), 'mask file')} beside the images skipped "
+                          f"(names ending in _GT, _mask, ... or a .png beside a same-named .jpg), e.g. "
+                          f"{mask_files[0].name}", file=sys.stderr)
                 if not plain:
                     raise CLIError(
                         f"DATA {path} holds no image files ({', '.join(IMAGE_EXTENSIONS)}), no manifest.csv and no "

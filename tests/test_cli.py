@@ -133,6 +133,24 @@ def test_predict_reads_a_plain_folder_of_images(model, folder, tmp_path):
     assert not (out / "overlays").exists()
 
 
+def test_predict_skips_masks_that_sit_beside_their_images(model, folder, tmp_path, capsys):
+    """Masks beside images (Magnetic tile's x.jpg + x.png, MVTec-style x_mask.png) are not scored as images."""
+    data = tmp_path / "mixed"
+    data.mkdir()
+    for i in range(3):
+        image = Image.open(folder / "img" / f"{i:03d}.png")
+        image.convert("RGB").save(data / f"tile{i}.jpg")
+        Image.open(folder / "mask" / f"{i:03d}.png").save(data / f"tile{i}.png")  # same stem: its mask
+    image.save(data / "part.png")
+    Image.open(folder / "mask" / "000.png").save(data / "part_mask.png")
+    out = tmp_path / "pred_mixed"
+    assert main(["predict", str(model), str(data), "--out", str(out), "--n-overlays", "0"]) == 0
+    with open(out / "predictions.csv", newline="") as fh:
+        files = [r["file"] for r in csv.DictReader(fh)]
+    assert files == ["part.png", "tile0.jpg", "tile1.jpg", "tile2.jpg"]
+    assert "4 mask files beside the images skipped" in capsys.readouterr().err
+
+
 def test_gan_without_masks_and_two_stage_refusal(tmp_path, capsys):
     data = _write_folder(tmp_path / "labels_only", with_masks=False)
     model = tmp_path / "gan.skdefect"

@@ -43,6 +43,28 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
+#: Name endings that mark a mask file beside its image (KolektorSDD2 ``_GT``, MVTec AD ``_mask``, ...).
+MASK_SUFFIXES = ("_gt", "_mask", "_masks", "_label", "_labels")
+
+
+def split_masks(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Separate the mask files of a plain folder from its images: ``(images, masks)``.
+
+    A file is a mask when its name ends with one of :data:`MASK_SUFFIXES` (case-insensitive) before the
+    extension, or when it is a ``.png``/``.bmp`` beside a file of the same stem with another extension (the
+    Magnetic tile and CrackForest convention: ``x.jpg`` with its mask ``x.png``).
+    """
+    by_stem: dict[tuple[Path, str], list[Path]] = {}
+    for f in files:
+        by_stem.setdefault((f.parent, f.stem), []).append(f)
+    images, masks = [], []
+    for f in files:
+        lossless_twin = f.suffix.lower() in (".png", ".bmp") and any(
+            o.suffix.lower() not in (".png", ".bmp") for o in by_stem[(f.parent, f.stem)] if o != f)
+        (masks if f.stem.lower().endswith(MASK_SUFFIXES) or lossless_twin else images).append(f)
+    return images, masks
+
+
 # ----------------------------------------------------------------------------------------------------------
 # reading a list of records into arrays
 # ----------------------------------------------------------------------------------------------------------
