@@ -387,6 +387,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"{X.shape[1]}x{X.shape[2]} {'RGB' if X.ndim == 4 else 'gray'} from {args.data}",
         flush=True,
     )
+    if args.detector == "two-stage" and masks is not None:
+        unknown = int(((y == 1) & ~masks.any(axis=(1, 2))).sum())
+        if unknown:
+            print(f"  {unknown} of the {n_def} defective images have no defect pixel in their mask: they train "
+                  "the decision stage only (mixed supervision)", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:

@@ -133,6 +133,21 @@ def test_predict_reads_a_plain_folder_of_images(model, folder, tmp_path):
     assert not (out / "overlays").exists()
 
 
+def test_fit_counts_defective_images_without_a_mask(folder, tmp_path, capsys):
+    with open(folder / "manifest.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    positives = [i for i, r in enumerate(rows) if i and r[2] == "1"]
+    rows[positives[0]][1] = ""  # a defective image whose mask is unknown
+    rows[1:] = [[str(folder / r[0]), str(folder / r[1]) if r[1] else "", r[2]] for r in rows[1:]]
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    assert main(["fit", str(manifest), "--detector", "two-stage", "--out", str(tmp_path / "m.skdefect"),
+                 "--image-size", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
+    expected = f"1 of the {len(positives)} defective images have no defect pixel in their mask"
+    assert expected in capsys.readouterr().out
+
+
 def test_predict_skips_masks_that_sit_beside_their_images(model, folder, tmp_path, capsys):
     """Masks beside images (Magnetic tile's x.jpg + x.png, MVTec-style x_mask.png) are not scored as images."""
     data = tmp_path / "mixed"
