@@ -133,6 +133,31 @@ def test_predict_reads_a_plain_folder_of_images(model, folder, tmp_path):
     assert not (out / "overlays").exists()
 
 
+def test_ctrl_c_during_fit_exits_130_and_keeps_the_earlier_model(model, folder, tmp_path, monkeypatch, capsys):
+    """skorch swallows KeyboardInterrupt; the nets re-raise it, so an interrupted fit never replaces a model."""
+    from skdefect.training.two_stage import TwoStageNet
+
+    out = tmp_path / "model.skdefect"
+    out.write_bytes(model.read_bytes())
+    calls = []
+    original = TwoStageNet.train_step
+
+    def interrupted(self, batch, **kw):  # noqa: ANN001
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, batch, **kw)
+
+    monkeypatch.setattr(TwoStageNet, "train_step", interrupted)
+    with pytest.raises(SystemExit) as info:
+        main(["fit", str(folder), "--detector", "two-stage", "--out", str(out), "--image-size", str(SIDE),
+              "--epochs", "2", "--param", "width=0.25", "--device", "cpu"])
+    assert info.value.code == 130 and len(calls) == 3
+    assert out.read_bytes() == model.read_bytes()
+    assert "interrupted" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["model.skdefect"]
+
+
 def test_fit_counts_defective_images_without_a_mask(folder, tmp_path, capsys):
     with open(folder / "manifest.csv", newline="") as fh:
         rows = list(csv.reader(fh))

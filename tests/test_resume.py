@@ -237,15 +237,21 @@ def test_crash_mid_epoch_then_fit_resumes_with_identical_scores(kind, tmp_path, 
 
 
 def test_interrupt_at_epoch_end_keeps_that_epoch_and_resume_completes(tmp_path, reference_scores):
-    """skorch ends training on KeyboardInterrupt (Ctrl-C, EarlyStopping); the epoch that finished is kept."""
+    """Ctrl-C propagates out of fit (skorch would swallow it and pass the fit off as finished); the estimator
+    stays unfitted, the checkpoint keeps the epoch that finished, and a rerun resumes from it."""
+    from sklearn.exceptions import NotFittedError
 
     class StopAfter(Callback):
         def on_epoch_end(self, net, **kwargs):  # noqa: ANN001
             if len(net.history) == 3:
                 raise KeyboardInterrupt
 
-    stopped = fit(gan(checkpoint_dir=tmp_path, callbacks=[StopAfter()]))
-    assert len(stopped.net_.history) == 3 and load(only_checkpoint(tmp_path))["epoch"] == 3
+    stopped = gan(checkpoint_dir=tmp_path, callbacks=[StopAfter()])
+    with pytest.raises(KeyboardInterrupt):
+        fit(stopped)
+    with pytest.raises(NotFittedError):
+        stopped.predict(X)
+    assert load(only_checkpoint(tmp_path))["epoch"] == 3
     log: list[int] = []
     det = fit(gan(checkpoint_dir=tmp_path, callbacks=[EpochLog(log)]))
     assert log == [4, 5, 6, 7, 8]

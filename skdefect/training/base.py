@@ -920,14 +920,30 @@ class DefectNetBase(NeuralNet):
         if not self.warm_start or not self.initialized_:
             self.initialize()
         self._resume()
-        if not self.finished:  # skorch's partial_fit, for the remaining epochs
-            self.notify("on_train_begin", X=X, y=y)
-            try:
-                self.fit_loop(X, y, **fit_params)
-            except KeyboardInterrupt:
-                pass
-            self.notify("on_train_end", X=X, y=y)
+        if not self.finished:  # partial_fit, for the remaining epochs
+            self._train(X, y, **fit_params)
         return self
+
+    def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any) -> DefectNetBase:
+        """skorch's ``partial_fit``, except that an interrupt (Ctrl-C) is not swallowed.
+
+        skorch catches ``KeyboardInterrupt`` and returns as if training had finished, so a caller would save a
+        barely trained model over a good one. Here the callbacks still see ``on_train_end`` (loggers close,
+        checkpoints stay consistent), then the interrupt propagates: the estimator keeps its earlier fitted state
+        and the command line exits with status 130 without writing. A user's ``EarlyStopping`` is not an
+        interrupt: it ends the current stage (see :meth:`notify`).
+        """
+        if not self.initialized_:
+            self.initialize()
+        self._train(X, y, **fit_params)
+        return self
+
+    def _train(self, X: Any, y: Any, **fit_params: Any) -> None:
+        self.notify("on_train_begin", X=X, y=y)
+        try:
+            self.fit_loop(X, y, **fit_params)
+        finally:
+            self.notify("on_train_end", X=X, y=y)
 
     def notify(self, method_name: str, **cb_kwargs: Any) -> None:
         """skorch's notify; at an epoch's end a user's ``EarlyStopping`` ends the current stage, not the fit."""
