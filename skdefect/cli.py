@@ -364,11 +364,25 @@ def _build_detector(args: argparse.Namespace) -> Any:
     return det
 
 
+def _check_writable(out: Path) -> None:
+    """Fail before training when the model file could not be written (its folder is created if missing)."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=out.name + ".", suffix=".probe", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(f"--out {out} cannot be written ({exc.strerror or exc}); checked before training") from None
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     det = _build_detector(args)
     out = Path(args.out)
     if out.is_dir():
         raise CLIError(f"--out {out} is a folder; give the model file's name (e.g. {out / 'model.skdefect'})")
+    _check_writable(out)
     image_shape = args.image_size
     X, y, masks, paths = _load_data(args, image_shape, args.color, allow_unlabelled=False)
     assert y is not None

@@ -235,6 +235,8 @@ def test_param_values_are_python_literals_or_strings():
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--device", "gpu"], "device must be 'auto'"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--seg-epochs", "2"], "two-stage only"),
         (["fit", "{data}", "--detector", "gan", "--out", "{data}"], "is a folder"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{manifest}/m.skdefect"],
+         "cannot be written (File exists); checked before training"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--layout", "mvtec"], "MVTec AD layout"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-size", "40", "--epochs", "1",
           "--device", "cpu"], "--image-size with such sides"),
