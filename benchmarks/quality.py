@@ -229,6 +229,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("Dice of normals smoothed", loss="concentrated_smooth_empty"),
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
             two_stage("segmentation only (max of map)", dec_epochs=0),
+            two_stage("cosine schedule", lr_schedule="cosine"),
             gan("GAN (default)"),
             *SURFACE_BASELINES(),
         ]),
@@ -295,8 +296,9 @@ def _training_info(est: Any) -> dict[str, Any]:
     net = getattr(est, "net_", None)
     if net is None:
         return {"epochs": getattr(est, "epochs_", None)}
+    chosen = {k: getattr(est, k) for k in ("backbone_", "anomaly_score_", "image_score_") if hasattr(est, k)}
     ends = [row["event_stage_end"] for row in net.history if "event_stage_end" in row]
-    return {"epochs": len(net.history), "stages": [
+    return {**chosen, "epochs": len(net.history), "stages": [
         {k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")} for e in ends]}
 
 

@@ -115,10 +115,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         the difference between memorising and generalising.
     norm : {"batch", "instance", "none"}, default="batch"
         Normalisation after each convolution of the networks that accept it; the
-        paper names none. Measured on 200 synthetic 48×48 training images (test AP,
-        seeds 0/1): brick texture, batch 0.952/0.950 vs instance 0.942/0.884; on
-        the three-texture mix instance norm did better (+0.06 to +0.1, one seed).
-        Batch norm stays the default until the Magnetic tile benchmark decides.
+        paper names none. ``"instance"`` normalises each image on its own, so
+        its statistics do not depend on the minibatch (useful with
+        ``batch_size`` 1-2, the paper's); ``"none"`` keeps the plain convolutions.
     seg_epochs : int, default=60
         Most epochs of the segmentation stage (paper: 200); early stopping
         usually ends it sooner.

@@ -175,9 +175,10 @@ class UNetGenerator(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's features at 1/4 resolution (``enc2``'s output, ``(n, 16·width, H/4, W/4)``).
 
-        What the detector's feature-memory score (``anomaly_score="memory"``) compares. Of the encoder's
-        levels, this one separated the MNIST one-class protocol best (mean AUROC over the ten digits with
-        1-nearest-neighbour cosine distances, seed 0, 12 epochs: enc2 0.976, enc3 0.963, bottleneck 0.941).
+        What the detector's feature-memory scores (``anomaly_score="memory"`` / ``"patch_memory"``) compare.
+        Of the encoder's levels, this one separated the MNIST one-class protocol best in a development run
+        (mean AUROC over the ten digits with 1-nearest-neighbour cosine distances, seed 0, 12 epochs: enc2
+        0.976, enc3 0.963, bottleneck 0.941; a one-off comparison, not part of ``benchmarks/``).
         """
         self._check(x)
         return self.enc2(self.enc1(x))
