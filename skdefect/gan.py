@@ -29,7 +29,7 @@ from ._base import (
 )
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .metrics import average_precision
-from .plugins import call_with_accepted, get_backbone, get_sampler
+from .plugins import call_with_accepted, get_backbone, get_sampler, needs_features
 from .training import ImageBatchSource
 from .training.base import checkpoint_for, sampler_features
 from .training.gan import LOSS_WEIGHTS, DualGANNet
@@ -396,7 +396,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             train_rows, valid_rows = self._holdout(labels, seed)
             source = ImageBatchSource(images, labels, size=image_size, rows=train_rows)
             valid = None if valid_rows is None else ImageBatchSource(images, labels, size=image_size, rows=valid_rows)
-            features = sampler_features(source, torch.device("cpu")) if sampler_name == "kmeans" else None
+            features = sampler_features(source, torch.device("cpu")) if needs_features(sampler) else None
             net = self._build_net(
                 generator,
                 discriminator,

@@ -140,6 +140,9 @@ class KMeansClusterSampler:
         The indices chosen for the last epoch, in visiting order.
     """
 
+    #: The estimators compute ``features`` (small down-sampled copies of the images) for samplers that say so.
+    needs_features = True
+
     def __init__(
         self,
         n_clusters: int = 8,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -25,7 +26,7 @@ from ._base import (
     seeded,
 )
 from ._validation import ImageData, check_fit_inputs
-from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler
+from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments, needs_features
 from .training import ImageBatchSource, TwoStageNet
 from .training.base import checkpoint_for, sampler_features
 
@@ -385,6 +386,12 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         backbone = self._resolve_backbone(device)
         backbone_factory = resolve_plugin(get_backbone, backbone, "backbone")
         loss_factory = resolve_plugin(get_loss, self.loss, "loss")
+        changed = [k for k, default in (("gamma", 0.5), ("dice_weight", 0.95)) if getattr(self, k) != default]
+        ignored = ignored_arguments(loss_factory, changed)
+        if ignored:
+            warnings.warn(f"loss={self.loss!r} does not take {' or '.join(ignored)}: "
+                          f"{', '.join(f'{k}={getattr(self, k)!r}' for k in ignored)} has no effect", UserWarning,
+                          stacklevel=2)
         sampler_factory = resolve_plugin(get_sampler, self.sampler, "sampler")
         mask_known = (y == 0) | masks.any(axis=(1, 2))
         checkpoint, checkpoint_meta = checkpoint_for(self, images, y, masks)
@@ -403,7 +410,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             valid = None if valid_rows is None else ImageBatchSource(
                 images, **parts, size=image_size, mean=mean, std=std, rows=valid_rows
             )
-            features = sampler_features(source, torch.device("cpu")) if self.sampler == "kmeans" else None
+            features = sampler_features(source, torch.device("cpu")) if needs_features(sampler) else None
             net = self._build_net(
                 module,
                 device,

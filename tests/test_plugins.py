@@ -6,6 +6,7 @@ import sys
 import textwrap
 import warnings
 
+import numpy as np
 import pytest
 
 from skdefect.cli import main
@@ -19,10 +20,7 @@ from skdefect.plugins import (
     hookimpl,
 )
 
-BUILTIN_LOSSES = {
-    "concentrated", "dice_ce", "dice", "bce", "focal", "l1", "patch", "latent", "abc",
-    "lsgan_discriminator", "lsgan_generator", "anomaly_adversarial",
-}
+BUILTIN_LOSSES = {"concentrated", "dice_ce", "dice", "bce", "focal"}  # pixel losses only: the GAN's terms are not
 
 
 def _tversky_factory(alpha: float = 0.3):
@@ -203,7 +201,7 @@ def test_entry_point_that_fails_to_import_warns(on_sys_path):
 def test_cli_plugins_lists_builtin_losses(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    for name in ("concentrated", "focal", "patch", "abc", "balanced", "kmeans", "wang2022"):
+    for name in ("concentrated", "focal", "bce", "balanced", "kmeans", "wang2022"):
         assert name in out
     assert "skdefect (built-in)" in out
     assert main(["plugins", "--kind", "sampler"]) == 0
@@ -216,3 +214,83 @@ def test_global_manager_is_a_singleton():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_plugin_manager().names("loss")
+
+
+def test_a_gan_term_is_not_a_pixel_loss_of_the_two_stage_detector():
+    """The registry's losses are pixel losses: loss='abc' is a clear error, not a silently wrong objective."""
+    from skdefect import ConcentratedTwoStageDetector
+    from skdefect.datasets import make_surface_defects
+
+    X, y, masks = make_surface_defects(8, (16, 16), random_state=0)
+    for name in ("abc", "l1", "lsgan_generator"):
+        with pytest.raises(ValueError, match=rf"loss='{name}': .*concentrated"):
+            ConcentratedTwoStageDetector(loss=name, seg_epochs=1, dec_epochs=1).fit(X, y, masks=masks)
+
+
+def test_a_hyperparameter_the_chosen_loss_does_not_take_is_a_warning():
+    from skdefect import ConcentratedTwoStageDetector
+    from skdefect.datasets import make_surface_defects
+
+    X, y, masks = make_surface_defects(16, (16, 16), random_state=0)
+    kw = dict(seg_epochs=1, dec_epochs=1, width=0.25, validation_fraction=0.0, device="cpu", random_state=0)
+    with pytest.warns(UserWarning, match=r"loss='bce' does not take gamma: gamma=2\.0 has no effect"):
+        ConcentratedTwoStageDetector(loss="bce", gamma=2.0, **kw).fit(X, y, masks=masks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # defaults, or a loss that takes them: silence
+        ConcentratedTwoStageDetector(loss="bce", **kw).fit(X, y, masks=masks)
+        ConcentratedTwoStageDetector(loss="concentrated", gamma=2.0, **kw).fit(X, y, masks=masks)
+
+
+class _FeatureSampler:
+    """A third-party sampler that asks for features (a clustering sampler of its own)."""
+
+    needs_features = True
+    seen: list = []
+
+    def __init__(self, random_state=None):
+        self.rng = np.random.default_rng(0)
+
+    def epoch_indices(self, y, features=None):
+        _FeatureSampler.seen.append(features)
+        return self.rng.permutation(len(y))
+
+
+class _FeatureSamplerPlugin:
+    @hookimpl
+    def skdefect_register_samplers(self):
+        return {"needs_features_test": _FeatureSampler, "plain_test": lambda random_state=None: _Plain()}
+
+
+class _Plain:
+    seen: list = []
+
+    def epoch_indices(self, y, features=None):
+        _Plain.seen.append(features)
+        return np.arange(len(y))
+
+
+@pytest.mark.parametrize("detector", ["two_stage", "gan"])
+def test_a_third_party_sampler_that_declares_features_gets_them(detector):
+    from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
+    from skdefect.datasets import make_surface_defects
+
+    X, y, masks = make_surface_defects(16, (32, 32), random_state=0)
+    manager = get_plugin_manager()
+    manager.register(_FeatureSamplerPlugin(), name="feature_sampler_test")
+    try:
+        for name, cls in (("needs_features_test", _FeatureSampler), ("plain_test", _Plain)):
+            cls.seen.clear()
+            if detector == "two_stage":
+                ConcentratedTwoStageDetector(sampler=name, seg_epochs=1, dec_epochs=1, width=0.25,
+                                             validation_fraction=0.0, device="cpu").fit(X, y, masks=masks)
+            else:
+                DualDiscriminatorGANDetector(sampler=name, epochs=1, width=0.25, image_size=32, patch_size=8,
+                                             patch_stride=8, top_n=2, validation_fraction=0.0,
+                                             device="cpu").fit(X, y)
+            assert cls.seen, "the sampler was not used"
+            if cls is _FeatureSampler:
+                assert all(f is not None and f.shape[0] == len(X) and f.ndim == 2 for f in cls.seen)
+            else:
+                assert all(f is None for f in cls.seen)
+    finally:
+        manager.unregister("feature_sampler_test")

@@ -11,7 +11,9 @@ from .manager import (
     get_loss,
     get_plugin_manager,
     get_sampler,
+    ignored_arguments,
     list_plugins,
+    needs_features,
 )
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "call_with_accepted",
     "get_backbone",
     "get_loss",
+    "ignored_arguments",
+    "needs_features",
     "get_plugin_manager",
     "get_sampler",
     "list_plugins",

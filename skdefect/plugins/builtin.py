@@ -60,22 +60,6 @@ def focal(gamma: float = 2.0) -> LossFn:
     return partial(losses.focal_loss, gamma=gamma)
 
 
-class _Plain:
-    """Factory returning a :mod:`skdefect.losses` function itself (picklable, unlike a closure)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.__doc__ = f"The :func:`skdefect.losses.{name}` function itself."
-
-    def __call__(self) -> LossFn:
-        from .. import losses
-
-        return getattr(losses, self.name)
-
-    def __repr__(self) -> str:
-        return f"<loss factory skdefect.losses.{self.name}>"
-
-
 @hookimpl
 def skdefect_register_losses() -> dict[str, Callable[..., LossFn]]:
     return {
@@ -84,13 +68,6 @@ def skdefect_register_losses() -> dict[str, Callable[..., LossFn]]:
         "dice": dice,
         "bce": bce,
         "focal": focal,
-        "l1": _Plain("l1_reconstruction_loss"),
-        "patch": _Plain("patch_loss"),
-        "latent": _Plain("latent_loss"),
-        "abc": _Plain("abc_loss"),
-        "lsgan_discriminator": _Plain("lsgan_discriminator_loss"),
-        "lsgan_generator": _Plain("lsgan_generator_loss"),
-        "anomaly_adversarial": _Plain("anomaly_adversarial_loss"),
     }
 
 

@@ -49,9 +49,15 @@ def skdefect_register_losses() -> Mapping[str, Callable[..., Any]]:
     sample** (shape ``(n,)``); the caller reduces. Segmentation losses take pixel
     logits ``(n, 1, H, W)`` and a float target of the same shape in ``[0, 1]``.
 
+    These are the pixel losses of the two-stage detector's segmentation net (its
+    ``loss`` parameter). The GAN's generator and discriminator terms are not
+    registry entries: they are the paper's fixed functions in
+    :mod:`skdefect.losses`, weighted by the GAN's ``w_*`` parameters.
+
     The two-stage detector passes ``gamma`` and ``dice_weight`` to factories that
     accept them, so a base loss can ignore the concentration factor and a
-    concentrated loss can read both.
+    concentrated loss can read both; when a user sets one of them away from its
+    default and the chosen factory does not accept it, ``fit`` warns.
 
     Example::
 
@@ -72,8 +78,10 @@ def skdefect_register_samplers() -> Mapping[str, Callable[..., Any]]:
     (``random_state`` always among the offered ones) returns an object with a
     method ``epoch_indices(y, features=None) -> numpy.ndarray`` that lists the
     training indices of one epoch, in order. ``y`` holds the 0/1 labels;
-    ``features`` an optional ``(n, d)`` array a sampler may cluster on. Samplers
-    must be deterministic for a fixed ``random_state``.
+    ``features`` an ``(n, d)`` array a sampler may cluster on: the estimators
+    compute it (small down-sampled copies of the images) only for a sampler
+    whose ``needs_features`` attribute is true, and pass ``None`` otherwise.
+    Samplers must be deterministic for a fixed ``random_state``.
     """
 
 
