@@ -216,6 +216,34 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
     n_parameters_ : dict of str to int
         ``generator``, ``disc_normal`` and (unless one-class) ``disc_anomalous``.
     net_ : skdefect.training.gan.DualGANNet
+
+    See Also
+    --------
+    ConcentratedTwoStageDetector : supervised detection and segmentation from pixel masks.
+
+    References
+    ----------
+    .. [1] The dual-discriminator GAN for anomaly detection (``../shared/papers``, summarised in
+       ``docs/equations.md``): a U-Net generator, LSGAN discriminators for normal and anomalous inputs,
+       six weighted generator losses and k-means sampling.
+    .. [2] Akçay, Atapour-Abarghouei and Breckon (2018), "GANomaly" (the latent loss).
+    .. [3] Roth et al. (2022), "Towards total recall in industrial anomaly detection" (PatchCore: the
+       patch memory of ``anomaly_score="patch_memory"``).
+
+    Examples
+    --------
+    One-class training on normal images only (``y=None``):
+
+    >>> import numpy as np
+    >>> from skdefect import DualDiscriminatorGANDetector
+    >>> from skdefect.datasets import make_surface_defects
+    >>> X, y, _ = make_surface_defects(n_samples=40, image_shape=(32, 32), random_state=0)
+    >>> gan = DualDiscriminatorGANDetector(width=0.25, epochs=2, patch_size=16, patch_stride=8, random_state=0)
+    >>> gan = gan.fit(X[y == 0])
+    >>> gan.one_class_, gan.anomaly_score_
+    (True, 'memory')
+    >>> gan.decision_function(X[:3]).shape, gan.anomaly_map(X[:3]).shape
+    ((3,), (3, 32, 32))
     """
 
     _parameter_constraints: dict = {

@@ -228,6 +228,29 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         (h, w) the networks see.
     n_features_in_ : int
         H·W·C.
+
+    See Also
+    --------
+    DualDiscriminatorGANDetector : anomaly detection without masks (or without anomalies).
+
+    References
+    ----------
+    .. [1] Wang et al. (2022), a two-stage surface-defect network trained with the concentrated loss
+       ``(1 − IoU)^γ · (λ·Dice + (1 − λ)·CE)``; ``docs/equations.md`` maps each equation to its function.
+    .. [2] Božič, Tabernik and Skočaj (2021), "Mixed supervision for surface-defect detection"
+       (SegDecNet; ``backbone="segdec"``).
+
+    Examples
+    --------
+    >>> from skdefect import ConcentratedTwoStageDetector
+    >>> from skdefect.datasets import make_surface_defects
+    >>> X, y, masks = make_surface_defects(n_samples=40, image_shape=(32, 32), random_state=0)
+    >>> det = ConcentratedTwoStageDetector(width=0.25, seg_epochs=2, dec_epochs=1, random_state=0)
+    >>> det = det.fit(X, y, masks=masks)
+    >>> det.predict(X[:4]).shape, det.segment(X[:4]).shape
+    ((4,), (4, 32, 32))
+    >>> bool(((det.predict_proba(X) >= 0) & (det.predict_proba(X) <= 1)).all())
+    True
     """
 
     _parameter_constraints: dict = {
