@@ -203,8 +203,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         ``checkpoint_dir``) and the training data, so other parameters or data
         never resume a foreign run, and one directory serves a whole grid search.
         A finished run's checkpoint stays: fitting it again loads the trained
-        state instead of training (delete the file to retrain). Checkpoints are
-        pickles: load only your own. See the reliability guide.
+        state instead of training (delete the file to retrain). Checkpoints hold
+        no pickle (safetensors and JSON); see the reliability guide.
 
     Attributes
     ----------

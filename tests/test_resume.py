@@ -24,6 +24,7 @@ from skorch.callbacks import Callback
 
 from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
 from skdefect.datasets import make_surface_defects
+from skdefect.training.checkpoint import write_checkpoint
 
 X, Y, MASKS = make_surface_defects(n_samples=48, image_shape=(32, 32), random_state=0, difficulty="easy",
                                    textures=("brick",))
@@ -49,13 +50,18 @@ MAKERS = {"two_stage": two_stage, "gan": gan}
 
 
 def only_checkpoint(directory: Path) -> Path:
-    files = sorted(directory.glob("*.pt"))
+    files = sorted(directory.glob("*.ckpt"))
     assert len(files) == 1, files
     return files[0]
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    import skdefect.sampling
+    from skdefect.training.checkpoint import allowed_classes, read_checkpoint
+    from skdefect.training.stages import StageProgress
+
+    classes = [v for v in vars(skdefect.sampling).values() if isinstance(v, type)]
+    return read_checkpoint(path, allowed_classes([], [StageProgress, *classes]))
 
 
 class EpochLog(Callback):
@@ -266,11 +272,11 @@ def test_other_parameters_or_data_never_resume_a_foreign_checkpoint(tmp_path):
     log.clear()
     gan(checkpoint_dir=tmp_path, callbacks=[EpochLog(log)]).fit(X_FLOAT[::-1].copy(), Y[::-1].copy())  # other data
     assert log == list(range(1, 9))
-    assert len(list(tmp_path.glob("*.pt"))) == 3
+    assert len(list(tmp_path.glob("*.ckpt"))) == 3
     # verbose, device, callbacks and the directory itself do not change what is trained: same file
     log.clear()
     fit(gan(checkpoint_dir=tmp_path, verbose=0, callbacks=[EpochLog(log)]))
-    assert log == [] and len(list(tmp_path.glob("*.pt"))) == 3
+    assert log == [] and len(list(tmp_path.glob("*.ckpt"))) == 3
 
 
 def test_unreadable_or_mismatched_checkpoint_warns_and_trains_from_scratch(tmp_path, reference_scores):
@@ -282,7 +288,7 @@ def test_unreadable_or_mismatched_checkpoint_warns_and_trains_from_scratch(tmp_p
     np.testing.assert_array_equal(det.decision_function(X), reference_scores["gan"])
     state = load(path)
     state["meta"] = {**state["meta"], "data": "something else"}  # e.g. a hash collision of the file name
-    torch.save(state, path)
+    write_checkpoint(path, state)
     with pytest.warns(RuntimeWarning, match="belongs to another run"):
         fit(gan(checkpoint_dir=tmp_path))
     assert load(path)["meta"]["data"] != "something else"  # overwritten by the fresh run
@@ -297,7 +303,7 @@ def test_grid_search_with_checkpoints_resumes_per_candidate_and_fold(tmp_path):
 
     EPOCHS_RUN.clear()
     first = search().fit(X_FLOAT, Y)
-    assert len(list(tmp_path.glob("*.pt"))) == 2 * 2 + 1  # one file per (candidate, fold), one for the refit
+    assert len(list(tmp_path.glob("*.ckpt"))) == 2 * 2 + 1  # one file per (candidate, fold), one for the refit
     assert len(EPOCHS_RUN) == 5 * 2
     EPOCHS_RUN.clear()
     second = search().fit(X_FLOAT, Y)  # e.g. after the machine went down: every finished fit is loaded
@@ -319,3 +325,66 @@ def test_diverged_epoch_is_not_checkpointed(tmp_path, monkeypatch):
     with pytest.raises(FloatingPointError, match=r"epoch 3: loss term 'g_latent'"):
         fit(gan(checkpoint_dir=tmp_path, callbacks=[EpochLog(log)]))
     assert load(only_checkpoint(tmp_path))["epoch"] == 2
+
+
+def test_a_pickle_planted_in_the_checkpoint_folder_is_never_loaded(tmp_path, reference_scores):
+    """A file that would run code when unpickled sits where the run's checkpoint belongs: it is refused with a
+    warning, its code never runs, and training from scratch replaces it."""
+    import pickle
+
+    fit(gan(checkpoint_dir=tmp_path, epochs=1))
+    path = only_checkpoint(tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for planted in (pickle.dumps(Payload()), b"PK\x03\x04" + b"\0" * 64):
+        path.write_bytes(planted)
+        with pytest.warns(RuntimeWarning, match="could not be read.*(pickle|safetensors).*training from scratch"):
+            fit(gan(checkpoint_dir=tmp_path, epochs=1))
+        assert not marker.exists()
+        assert load(path)["epoch"] == 1  # replaced by a real checkpoint
+
+
+def test_checkpoint_objects_only_of_the_nets_own_classes_and_no_deep_trees(tmp_path):
+    import argparse
+
+    from skdefect.training.checkpoint import CheckpointError, read_checkpoint
+
+    path = tmp_path / "x.ckpt"
+    write_checkpoint(path, {"obj": argparse.Namespace(a=1)})  # a class the net does not use
+    with pytest.raises(CheckpointError, match="object of class 'argparse.Namespace'"):
+        read_checkpoint(path, {})
+    deep: list = []
+    node = deep
+    for _ in range(200):
+        node.append([])
+        node = node[0]
+    with pytest.raises(CheckpointError, match="nested deeper"):
+        write_checkpoint(path, {"deep": deep})
+
+
+def test_checkpoint_round_trip_keeps_values_and_shared_objects(tmp_path):
+    from skdefect.training.checkpoint import allowed_classes, read_checkpoint
+    from skdefect.training.stages import StageProgress
+
+    rng = np.random.RandomState(3)
+    progress = StageProgress(index=1, best=float("nan"), best_state={"w": torch.arange(3.0)})
+    state = {
+        "optimizer": {"state": {0: {"step": torch.tensor(4.0)}}, "param_groups": [{"betas": (0.9, 0.999)}]},
+        "arrays": [np.arange(6, dtype=np.uint32).reshape(2, 3), np.float64(2.5)],
+        "bytes": b"\x00\xff", "inf": float("-inf"), "rngs": (rng, rng), "progress": progress,
+    }
+    write_checkpoint(tmp_path / "s.ckpt", state)
+    back = read_checkpoint(tmp_path / "s.ckpt", allowed_classes([progress]))
+    assert back["optimizer"]["state"][0]["step"].item() == 4.0
+    assert back["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    np.testing.assert_array_equal(back["arrays"][0], state["arrays"][0])
+    assert back["arrays"][0].dtype == np.uint32 and back["arrays"][1] == 2.5
+    assert back["bytes"] == b"\x00\xff" and back["inf"] == float("-inf")
+    assert back["rngs"][0] is back["rngs"][1]  # shared before, shared after
+    assert back["rngs"][0].randint(1 << 30) == rng.randint(1 << 30)
+    assert isinstance(back["progress"], StageProgress) and back["progress"].index == 1
+    assert np.isnan(back["progress"].best) and torch.equal(back["progress"].best_state["w"], torch.arange(3.0))

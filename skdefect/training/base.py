@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections import defaultdict
@@ -30,6 +29,7 @@ from skorch.history import History
 from skorch.utils import TeeGenerator
 
 from ..metrics import average_precision, roc_auc
+from .checkpoint import allowed_classes, read_checkpoint, write_checkpoint
 from .stages import OptimizerLRScheduler, Stage, StageLog, StageProgress, cosine_factor, improved, snapshot
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -86,8 +86,8 @@ def eager(*modules: torch.nn.Module) -> Iterator[None]:
 def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index or 0) == (b.index or 0)
 
-#: Version of the checkpoint layout written by :meth:`DefectNetBase.save_checkpoint`.
-CHECKPOINT_FORMAT = 1
+#: Version of the training-state layout written by :meth:`DefectNetBase.save_checkpoint`.
+CHECKPOINT_FORMAT = 2
 #: Estimator parameters that do not change what training computes, so a checkpoint ignores them.
 CHECKPOINT_IGNORED_PARAMS = frozenset({"callbacks", "checkpoint_dir", "compile", "device", "verbose"})
 
@@ -351,7 +351,7 @@ def checkpoint_location(
         "data": data_digest,
     }
     key = hashlib.blake2b(json.dumps(meta, sort_keys=True).encode(), digest_size=8).hexdigest()
-    return Path(directory) / f"{estimator}-{key}.pt", meta
+    return Path(directory) / f"{estimator}-{key}.ckpt", meta
 
 
 def checkpoint_for(
@@ -677,19 +677,20 @@ class DefectNetBase(NeuralNet):
             setattr(self, name, value)
 
     def save_checkpoint(self) -> None:
-        """Write :meth:`training_state` to ``checkpoint``: a temporary file, flushed, then renamed over it."""
-        path = Path(self.checkpoint)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.training_state(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half of one
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write :meth:`training_state` to ``checkpoint`` without pickle (:mod:`.checkpoint`), atomically."""
+        write_checkpoint(Path(self.checkpoint), self.training_state())
+
+    def _checkpoint_classes(self) -> dict[str, type]:
+        """The classes a checkpoint of this net may hold objects of: those of its own sampler and progress (and
+        the classes defined beside the sampler's, for the helpers it creates while training)."""
+        import sys
+
+        current = [getattr(self, name, None) for name in self._checkpoint_attributes]
+        extra: list[type] = [StageProgress]
+        module = sys.modules.get(type(getattr(self, "sampler", None)).__module__)
+        if module is not None and getattr(self, "sampler", None) is not None:
+            extra += [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__]
+        return allowed_classes(current, extra)
 
     def _resume(self) -> None:
         """Load ``checkpoint`` when it exists and belongs to this run; otherwise train from scratch."""
@@ -697,7 +698,7 @@ class DefectNetBase(NeuralNet):
         if not path.is_file():
             return
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = read_checkpoint(path, self._checkpoint_classes())
         except Exception as exc:  # noqa: BLE001 - not ours or unreadable: say so, then train from scratch
             warnings.warn(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); training from "
                           "scratch and overwriting it", RuntimeWarning, stacklevel=3)
