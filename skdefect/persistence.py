@@ -27,6 +27,7 @@ import inspect
 import json
 import math
 import os
+import re
 import struct
 import tempfile
 import warnings
@@ -455,8 +456,12 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     missing_attrs = [a for a in required if a not in attrs]
     if missing_attrs:
         raise ValueError(f"{path} lacks the fitted attributes {missing_attrs} that {name} needs")
+    _check_attributes(cls, attrs, path)
 
-    overrides = {"device": device} if compile is None else {"device": device, "compile": compile}
+    # paths from a file never direct later work: a loaded model writes no checkpoints unless its user says so
+    overrides = {"device": device, "checkpoint_dir": None}
+    if compile is not None:
+        overrides["compile"] = compile
     estimator = cls(**{**params, **overrides})
     estimator._validate_params()  # sklearn's constraints, as fit would check them
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
@@ -474,6 +479,21 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
         setattr(estimator, attr, value)
     estimator.net_ = net
     return estimator
+
+
+_FITTED_NAME = re.compile(r"[a-z][a-z0-9_]*_")
+
+
+def _check_attributes(cls: type, attrs: Mapping[str, Any], path: Path) -> None:
+    """Fitted attributes from a file: sklearn-style names (``threshold_``) that are not methods, properties or
+    other class members (a file must not replace ``predict`` or ``__dict__``), and a finite threshold."""
+    for attr in attrs:
+        if not _FITTED_NAME.fullmatch(attr) or attr == "net_" or hasattr(cls, attr):
+            raise ValueError(f"{path} sets the attribute {attr!r}, which is not a fitted attribute of "
+                             f"{cls.__name__} (names like 'threshold_', never methods or class members)")
+    threshold = attrs.get("threshold_")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ValueError(f"{path}: threshold_ must be a finite number; got {threshold!r}")
 
 
 def _load_weights(net: Any, tensors: Mapping[str, torch.Tensor], path: Path) -> None:

@@ -410,6 +410,31 @@ def test_onnx_export_arguments_are_checked(fitted, tmp_path):
         fitted["gan"].to_onnx(tmp_path / "m.onnx", opset="17")
 
 
+@pytest.mark.parametrize(("attr", "value", "message"), [
+    ("predict", 1, "'predict', which is not a fitted attribute"),
+    ("__dict__", 1, "'__dict__', which is not a fitted attribute"),
+    ("classes", [0, 1], "'classes', which is not a fitted attribute"),
+    ("threshold_", float("inf"), "threshold_ must be a finite number"),
+    ("threshold_", "0.5", "threshold_ must be a finite number"),
+])
+def test_load_sets_only_fitted_attributes(attr, value, message, saved, tmp_path):
+    def edit(cfg):
+        cfg["attributes"][attr] = {"__float__": "inf"} if value == float("inf") else value
+
+    path = _rewrite(saved["gan"], tmp_path / "edited.skdefect", config=edit)
+    with pytest.raises(ValueError, match=message):
+        skdefect.load(path)
+
+
+def test_a_loaded_model_writes_no_checkpoints_where_its_file_says(fitted, data, tmp_path):
+    """checkpoint_dir is a path from the file: a loaded model never sends later work there."""
+    X, y, _ = data
+    det = clone(fitted["gan"]).set_params(checkpoint_dir=str(tmp_path / "planted"), epochs=1)
+    det.fit(X, y)
+    path = det.save(tmp_path / "m.skdefect")
+    assert skdefect.load(path).checkpoint_dir is None
+
+
 def test_files_get_the_processes_normal_mode(fitted, tmp_path):
     """Model and ONNX files are written like any other file (0666 less the umask), not owner-only."""
     import os
