@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import ImageData, check_image_shape_matches, check_images
+from ._validation import ImageData, check_image_shape_matches, check_images, check_unit_range
 from .metrics import f1_max_threshold
 
 __all__ = [
@@ -204,6 +204,7 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "threshold_")
         images = check_images(X, image_shape=getattr(self, "image_shape", None), arg="X")
         check_image_shape_matches(images, self.input_shape_, arg="X")
+        check_unit_range(images)  # the rule of fit: float images of 0-255 would be scored as if 255 times brighter
         return images
 
     def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from ._base import (
     resolve_precision,
     seeded,
 )
-from ._validation import ImageData, check_fit_inputs
+from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments, needs_features
 from .training import ImageBatchSource, TwoStageNet
 from .training.base import checkpoint_for, sampler_features
@@ -405,6 +405,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         self : ConcentratedTwoStageDetector
         """
         images, y, masks = self._check_fit_data(X, y, masks)
+        check_unit_range(images)  # float images in [0, 1], uint8 in 0-255: the same rule at fit and predict
         device = resolve_device(self.device)
         backbone = self._resolve_backbone(device)
         backbone_factory = resolve_plugin(get_backbone, backbone, "backbone")

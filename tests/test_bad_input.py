@@ -255,6 +255,10 @@ def _predict_cases(fitted_ts, fitted_gan):
         (fitted_gan.anomaly_map, np.repeat(X32[..., None], 3, axis=-1), [r"\(32, 32, 3\)", r"\(32, 32, 1\)"]),
         (fitted_gan.decision_function, _with(X32, (0, 1, 1), np.nan), [r"\bX must contain finite values",
                                                                        r"NaN in image 0"]),
+        # float images of 0-255: refused at predict as at fit, for both detectors
+        (fitted_ts.predict, X16.astype(np.float32), [r"\bX must hold float images in \[0, 1\]",
+                                                     r"got values in \[\d+, 255\]", r"Divide 0-255 images by 255"]),
+        (fitted_gan.predict, X32 * 255.0, [r"\bX must hold float images in \[0, 1\]", r"Divide 0-255"]),
     ]
 
 
@@ -287,6 +291,7 @@ REFIT_TS = [
     dict(params={"loss": "nope"}),
     dict(params={"gamma": -2.0}),
     dict(params={"image_size": 12}),
+    dict(X=X16.astype(np.float32)),  # float images of 0-255
 ]
 REFIT_GAN = [
     dict(X=X32 * 2.0),
