@@ -294,3 +294,51 @@ def test_a_third_party_sampler_that_declares_features_gets_them(detector):
                 assert all(f is None for f in cls.seen)
     finally:
         manager.unregister("feature_sampler_test")
+
+
+class _BrokenSampler:
+    def __init__(self, result):
+        self.result = result
+
+    def epoch_indices(self, y, features=None):
+        return self.result
+
+
+class _BrokenPlugin:
+    @hookimpl
+    def skdefect_register_samplers(self):
+        return {
+            "empty_test": lambda random_state=None: _BrokenSampler(np.array([], dtype=np.int64)),
+            "out_of_range_test": lambda random_state=None: _BrokenSampler(np.array([0, 1, 999])),
+            "float_test": lambda random_state=None: _BrokenSampler(np.array([0.0, 1.0])),
+        }
+
+    @hookimpl
+    def skdefect_register_losses(self):
+        return {"scalar_test": lambda: (lambda logits, target: (logits.sigmoid() - target).abs().mean())}
+
+
+@pytest.mark.parametrize(("kw", "exc", "message"), [
+    ({"sampler": "empty_test"}, ValueError, r"sampler .*_BrokenSampler: epoch_indices returned an empty epoch"),
+    ({"sampler": "out_of_range_test"}, ValueError, r"indices in \[0, 999\]; the training set has 16 images"),
+    ({"sampler": "float_test"}, TypeError, r"must return a 1-D integer array; got dtype float64"),
+    ({"loss": "scalar_test"}, ValueError, r"must return one value per image, shape \(\d+,\); got \(\)"),
+])
+def test_plugins_that_break_the_contract_are_named(kw, exc, message):
+    from sklearn.exceptions import NotFittedError
+
+    from skdefect import ConcentratedTwoStageDetector
+    from skdefect.datasets import make_surface_defects
+
+    X, y, masks = make_surface_defects(16, (16, 16), random_state=0)
+    manager = get_plugin_manager()
+    manager.register(_BrokenPlugin(), name="broken_test")
+    try:
+        det = ConcentratedTwoStageDetector(seg_epochs=1, dec_epochs=1, width=0.25, validation_fraction=0.0,
+                                           device="cpu", **kw)
+        with pytest.raises(exc, match=message):
+            det.fit(X, y, masks=masks)
+        with pytest.raises(NotFittedError):
+            det.predict(X)
+    finally:
+        manager.unregister("broken_test")

@@ -92,6 +92,25 @@ CHECKPOINT_FORMAT = 2
 CHECKPOINT_IGNORED_PARAMS = frozenset({"callbacks", "checkpoint_dir", "compile", "device", "verbose"})
 
 
+def check_epoch_indices(sampler: Any, indices: Any, n: int) -> np.ndarray:
+    """A sampler's epoch: a non-empty 1-D integer array of indices in ``[0, n)``; anything else names the sampler.
+
+    A plugin that breaks the contract would otherwise give a "fitted" untrained network (an empty epoch) or a
+    bare NumPy ``IndexError`` deep in the batch pipeline.
+    """
+    name = f"sampler {type(sampler).__module__}.{type(sampler).__qualname__}"
+    arr = np.asarray(indices)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: epoch_indices must return a 1-D integer array; got dtype {arr.dtype} of shape "
+                        f"{arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: epoch_indices returned an empty epoch (no image would train)")
+    if arr.min() < 0 or arr.max() >= n:
+        raise ValueError(f"{name}: epoch_indices returned indices in [{arr.min()}, {arr.max()}]; the training set "
+                         f"has {n} images (valid: 0 to {n - 1})")
+    return arr.astype(np.int64, copy=False)
+
+
 class ImageBatchSource(torch.utils.data.Dataset):
     """Images (+ labels, masks) served a minibatch at a time as device tensors.
 
@@ -500,7 +519,7 @@ class DefectNetBase(NeuralNet):
             y = dataset.y if dataset.y is not None else np.zeros(n, dtype=np.int64)
 
             def order() -> np.ndarray:
-                return self.sampler.epoch_indices(y, self.features)
+                return check_epoch_indices(self.sampler, self.sampler.epoch_indices(y, self.features), n)
         else:
 
             def order() -> np.ndarray:

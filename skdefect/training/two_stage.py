@@ -128,6 +128,11 @@ class TwoStageNet(DefectNetBase):
     def _seg_loss(self, seg_logits: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
         target = segmentation_target(extras["mask"], seg_logits, self.mask_dilation)
         per_sample = self.seg_loss(seg_logits.float(), target)
+        if not isinstance(per_sample, torch.Tensor) or per_sample.shape != (len(seg_logits),):
+            got = tuple(per_sample.shape) if isinstance(per_sample, torch.Tensor) else type(per_sample).__name__
+            raise ValueError(
+                f"the pixel loss {self.seg_loss!r} must return one value per image, shape ({len(seg_logits)},); "
+                f"got {got} (a loss reduced to a scalar cannot leave out the images whose mask is unknown)")
         return masked_mean(per_sample, extras.get("mask_known"))
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
