@@ -292,7 +292,18 @@ def _prepare_out_dir(path: str) -> Path:
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    earlier = [p for p in (out / "overlays").rglob("*.png")] if (out / "overlays").is_dir() else []
+    if earlier:
+        print(f"note: --out {out} holds {_plural(len(earlier), 'overlay')} of an earlier run; this run replaces "
+              "those of its own images and leaves the others (use an empty folder to keep runs apart)",
+              file=sys.stderr)
     return out
+
+
+def _csv_safe(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP's CSV-injection rule: quote a leading
+    ``=``, ``+``, ``-``, ``@``, tab or carriage return)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _plural(n: int, word: str) -> str:
@@ -550,7 +561,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         writer = csv.writer(fh)
         writer.writerow(["file", "score", "probability", "label"])
         for p, s, pr, lab in zip(paths, scores, proba, labels, strict=True):
-            writer.writerow([_relative_name(p, root) or str(p), f"{s:.6g}", f"{pr:.6g}", int(lab)])
+            writer.writerow([_csv_safe(_relative_name(p, root) or str(p)), f"{s:.6g}", f"{pr:.6g}", int(lab)])
     if n_over:
         assert maps is not None
         _write_overlays(out / "overlays", X, maps, masks, paths, root, range(n_over), _overlay_vmax(det, maps),

@@ -191,6 +191,22 @@ def test_predict_skips_masks_that_sit_beside_their_images(model, folder, tmp_pat
     assert "4 mask files beside the images skipped" in capsys.readouterr().err
 
 
+def test_predict_csv_cannot_carry_spreadsheet_formulas_and_notes_earlier_overlays(model, folder, tmp_path,
+                                                                                 capsys):
+    data = tmp_path / "names"
+    data.mkdir()
+    for name in ("=HYPERLINK(1).png", "+1.png", "@SUM.png", "plain.png"):
+        Image.open(folder / "img" / "000.png").save(data / name)
+    out = tmp_path / "pred_names"
+    assert main(["predict", str(model), str(data), "--out", str(out), "--n-overlays", "1"]) == 0
+    with open(out / "predictions.csv", newline="") as fh:
+        files = sorted(r["file"] for r in csv.DictReader(fh))
+    assert files == ["'+1.png", "'=HYPERLINK(1).png", "'@SUM.png", "plain.png"]
+    capsys.readouterr()
+    assert main(["predict", str(model), str(data), "--out", str(out), "--n-overlays", "1"]) == 0
+    assert "holds 1 overlay of an earlier run" in capsys.readouterr().err
+
+
 def test_gan_without_masks_and_two_stage_refusal(tmp_path, capsys):
     data = _write_folder(tmp_path / "labels_only", with_masks=False)
     model = tmp_path / "gan.skdefect"
