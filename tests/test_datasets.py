@@ -453,3 +453,18 @@ def test_elpv_real_package():
     assert int(y.sum()) == 821 and int((y == 0).sum()) == 1508
     np.testing.assert_array_equal(y, (p >= 2 / 3 - 1e-6).astype(y.dtype))
     assert X.std() > 10  # real images, not blank
+
+
+def test_magnetic_tile_groups_follow_the_capture_sequence():
+    """Captures exp0..exp6 of one tile have consecutive frame numbers: one group per run of rising settings."""
+    from skdefect.datasets._shared import magnetic_tile_groups
+
+    names = ["A/exp1_num_10.jpg", "A/exp2_num_12.jpg", "A/exp3_num_15.jpg",  # tile 0 (after exp0, frame 5)
+             "A/exp1_num_20.jpg", "A/exp2_num_21.jpg",                       # tile 1: the setting falls
+             "B/exp3_num_22.jpg",                                            # tile 2: the class changes
+             "A/exp0_num_5.jpg"]                                             # tile 0, first in frame order
+    classes = ["A", "A", "A", "A", "A", "B", "A"]
+    groups = magnetic_tile_groups(names, classes)
+    assert groups.tolist() == [0, 0, 0, 1, 1, 2, 0]
+    with pytest.raises(ValueError, match="cannot tell its tile"):
+        magnetic_tile_groups(["A/tile.jpg"], ["A"])
