@@ -519,7 +519,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     fmt = {k: ("n/a" if report[k] is None else f"{report[k]:.4f}") for k in ("AP", "AUROC", "F1", "pixel_AUROC")}
     print(f"{len(X)} images ({report['n_defective']} defective): AP {fmt['AP']}  AUROC {fmt['AUROC']}  "
           f"F1 {fmt['F1']} at threshold_ {det.threshold_:.4g}  pixel AUROC {fmt['pixel_AUROC']}")
-    print(f"metrics.json and figures written to {out}")
+    written = ["metrics.json"]
+    if report["figures"]:
+        written.append(_plural(len(report["figures"]), "figure"))
+    if report["overlays"]:
+        written.append(_plural(len(report["overlays"]), "overlay"))
+    print(f"{', '.join(written[:-1])} and {written[-1]} written to {out}" if len(written) > 1
+          else f"metrics.json written to {out}")
     return 0
 
 

@@ -78,7 +78,8 @@ def test_fit_writes_a_loadable_model_with_the_asked_settings(model):
 def test_evaluate_writes_metrics_that_match_the_model(model, folder, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", str(model), str(folder), "--out", str(out), "--n-overlays", "5", "--device", "cpu"]) == 0
-    assert "AP" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "AP" in printed and "metrics.json, 3 figures and 5 overlays written to" in printed
     report = json.loads((out / "metrics.json").read_text())
     X, y, masks = load_image_folder(folder, (SIDE, SIDE))
     det = skdefect.load(model)
@@ -105,6 +106,18 @@ def test_evaluate_writes_metrics_that_match_the_model(model, folder, tmp_path, c
     width, height = Image.open(out / report["overlays"][0]).size
     assert width == SIDE * 6 and height > width
     _not_blank(out / report["overlays"][0])
+
+
+def test_evaluate_without_matplotlib_says_no_figures_were_written(model, folder, tmp_path, capsys, monkeypatch):
+    import skdefect.cli as cli
+
+    monkeypatch.setattr(cli, "_have_matplotlib", lambda: False)
+    out = tmp_path / "eval_nompl"
+    assert main(["evaluate", str(model), str(folder), "--out", str(out), "--n-overlays", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "metrics.json and 2 overlays written to" in captured.out and "figure" not in captured.out
+    assert "PR/ROC figures need matplotlib" in captured.err
+    assert not list(out.glob("*.png"))
 
 
 def test_predict_writes_one_row_and_one_overlay_per_image(model, folder, tmp_path):
