@@ -224,6 +224,11 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
             "lr_schedule": None if self.lr_schedule == "constant" else self.lr_schedule,
         }
 
+    def _report(self, message: str) -> None:
+        """One line about a step after training (memories, score choice, threshold) when ``verbose``."""
+        if self.verbose:
+            print(f"{type(self).__name__}: {message}", flush=True)
+
     def _skorch_callbacks(self) -> list:
         """The user's skorch callbacks, plus a progress bar when ``verbose``."""
         callbacks = list(self.callbacks or [])

@@ -456,7 +456,11 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             if hasattr(net, name + "_"):
                 self.n_parameters_[name] = sum(p.numel() for p in getattr(net, name + "_").parameters())
         normals = train_rows[labels[train_rows] == 0]
+        self._report(f"building the feature memory of {len(normals)} training normals"
+                     + (" and choosing the score on the validation images" if self.anomaly_score == "auto" else ""))
         self.anomaly_score_, self.score_selection_ = self._choose_score(images, labels, normals, valid_rows, seed)
+        self._report(f"anomaly_score_ = {self.anomaly_score_!r}; choosing the threshold on "
+                     f"{len(valid_rows) if valid_rows is not None else len(train_rows)} images")
         # threshold and probability scale from images the generator did not train on, where there are any
         if valid_rows is not None:
             rows, scores = valid_rows, self._decision_scores(images, valid_rows)

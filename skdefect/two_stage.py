@@ -466,6 +466,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         self.image_score_ = "seg_max" if sequential and self.dec_epochs == 0 else "decision"
         # the threshold from images the networks did not train on, where there are both classes
         rows = valid_rows if valid_rows is not None and len(np.unique(y[valid_rows])) == 2 else train_rows
+        self._report(f"choosing the threshold on {len(rows)} {'validation' if rows is valid_rows else 'training'} "
+                     "images")
         self.threshold_ = f1_max_threshold(self._decision_scores(images, rows), y[rows])
         return self
 

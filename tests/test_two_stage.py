@@ -217,6 +217,9 @@ def test_skorch_callbacks_pass_through_and_verbose_progress(data, capsys):
     assert counted.epochs_ == FAST["seg_epochs"] + FAST["dec_epochs"]
     out = capsys.readouterr()
     assert "train_seg_loss" in out.out + out.err  # skorch's epoch table, verbose=1
+    assert "ConcentratedTwoStageDetector: choosing the threshold on" in out.out  # the step after training
+    det.set_params(verbose=0, callbacks=None).fit(X[:32], y[:32], masks=masks[:32])
+    assert capsys.readouterr().out == ""
 
 
 def test_gamma_down_weights_well_segmented_training_images_as_eq_1_says(fitted, data):
