@@ -62,6 +62,10 @@ def test_validation_losses_and_ap_are_recorded_per_stage():
     assert [e["stage"] for e in ends] == ["segmentation", "decision"]
     # the 20 % hold-out is the training data the networks never saw: 48 train, 12 validation images
     assert history[0, "train_batch_count"] * 8 >= 48 > (history[0, "train_batch_count"] - 1) * 8
+    # a term that is the stage's loss shows the loss's value (both batch-size weighted; 12 = 8 + 4 images)
+    for row in history:
+        term = "valid_seg_loss" if row["event_stage"] == "segmentation" else "valid_dec_loss"
+        assert row[term] == pytest.approx(row["valid_loss"], rel=1e-6)
 
 
 def test_without_validation_nothing_is_held_out_and_no_stage_stops_early():

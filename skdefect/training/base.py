@@ -625,7 +625,14 @@ class DefectNetBase(NeuralNet):
                                                  strict=False):
                 batch_record[prefix + "_loss"] = value
                 batch_record[prefix + "_batch_size"] = size
-            means = {name: torch.stack(v).mean() for name, v in terms.items()}
+            # batch-size weighted like the epoch's loss, so a term that is the loss shows the loss's value
+            means = {}
+            for name, v in terms.items():
+                if term_batches and len(term_batches.get(name, ())) == len(v):
+                    w = torch.tensor([float(sizes[b]) for b, _ in term_batches[name]], device=v[0].device)
+                    means[name] = (torch.stack(v) * w).sum() / w.sum()
+                else:
+                    means[name] = torch.stack(v).mean()
             if means:
                 host = dict(zip(means, torch.stack(list(means.values())).cpu().tolist(), strict=True))
                 for name, value in host.items():
