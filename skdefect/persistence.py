@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._io import atomic_write
 from .training.base import eager
 
 __all__ = [
@@ -249,29 +250,7 @@ def _write(path: Path, config: Mapping[str, Any], tensors: Mapping[str, torch.Te
         "config": config_str,
         "sha256": _digest(version, config_str, tensors),
     }
-    return _atomic_write(path, save(dict(tensors), metadata=metadata))
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``.
-
-    A failure or an interrupt at any point leaves an earlier file at ``path`` whole. The file gets the mode a
-    plain ``open(path, "w")`` would give (0666 less the umask), not ``mkstemp``'s owner-only 0600.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, save(dict(tensors), metadata=metadata))
 
 
 def _read(path: Path) -> tuple[dict[str, str], dict[str, Any], dict[str, torch.Tensor]]:
@@ -668,4 +647,4 @@ def export_onnx(estimator: Any, path: str | os.PathLike[str], *, opset: int = 17
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
-    return _atomic_write(path, model.SerializeToString())  # a failed re-export leaves the earlier file whole
+    return atomic_write(path, model.SerializeToString())  # a failed re-export leaves the earlier file whole

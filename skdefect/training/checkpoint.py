@@ -21,14 +21,14 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._io import atomic_write
 
 __all__ = ["CheckpointError", "read_checkpoint", "write_checkpoint"]
 
@@ -247,16 +247,7 @@ def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
                 "tree": json.dumps(tree, allow_nan=False, separators=(",", ":"))}
     data = save(encoder.tensors, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # a reader sees the old or the new checkpoint, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data)  # a reader sees the old or the new checkpoint, never half of one
 
 
 def read_checkpoint(path: Path, allowed: dict[str, type]) -> dict[str, Any]:
