@@ -27,11 +27,12 @@ from ._base import (
     resolve_precision,
     seeded,
 )
+from ._checkpoint_id import checkpoint_for
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .metrics import average_precision
 from .plugins import call_with_accepted, get_backbone, get_sampler, needs_features
 from .training import ImageBatchSource
-from .training.base import checkpoint_for, sampler_features
+from .training.data import sampler_features
 from .training.gan import LOSS_WEIGHTS, DualGANNet
 
 __all__ = ["DualDiscriminatorGANDetector", "GANScorer"]

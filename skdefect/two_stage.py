@@ -25,10 +25,11 @@ from ._base import (
     resolve_precision,
     seeded,
 )
+from ._checkpoint_id import checkpoint_for
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments, needs_features
 from .training import ImageBatchSource, TwoStageNet
-from .training.base import checkpoint_for, sampler_features
+from .training.data import sampler_features
 
 __all__ = ["ConcentratedTwoStageDetector", "TwoStageScorer"]
 

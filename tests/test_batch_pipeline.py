@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from skdefect._validation import check_images
 from skdefect.training import ImageBatchSource
 from skdefect.training import base as training_base
-from skdefect.training.base import inference_batch_size, resident_fits, use_channels_last
+from skdefect.training.data import inference_batch_size, resident_fits, use_channels_last
 
 CPU = torch.device("cpu")
 
