@@ -369,7 +369,7 @@ def _build_detector(args: argparse.Namespace) -> Any:
     params.update(parse_params(args.param or [], valid, name))
     det = cls(**params)
     det._validate_params()  # sklearn's parameter checks, before any data is read
-    from ._base import resolve_device
+    from ._runtime import resolve_device
 
     resolve_device(det.device)
     return det

@@ -390,7 +390,7 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
         estimator class that is not a skdefect detector, or its tensors do not fit the networks its
         configuration describes (missing tensor, shape mismatch).
     """
-    from ._base import resolve_device
+    from ._runtime import resolve_device
 
     path = _check_path(path)
     if isinstance(device, torch.device):

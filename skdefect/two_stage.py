@@ -14,18 +14,14 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
-    COMPILE_MODES,
     TRAINING_CONSTRAINTS,
     BaseDefectDetector,
     f1_max_threshold,
-    resolve_compile,
-    resolve_device,
     resolve_image_size,
     resolve_plugin,
-    resolve_precision,
-    seeded,
 )
 from ._checkpoint_id import checkpoint_for
+from ._runtime import COMPILE_MODES, resolve_compile, resolve_device, resolve_precision, seeded
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments, needs_features
 from .training import ImageBatchSource, TwoStageNet

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from skdefect._base import _cpp_compiler
+from skdefect._runtime import _cpp_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = ROOT / "benchmarks" / "speed"

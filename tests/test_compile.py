@@ -18,7 +18,7 @@ from torch._dynamo.utils import counters
 
 import skdefect
 from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
-from skdefect._base import _cpp_compiler, resolve_compile
+from skdefect._runtime import _cpp_compiler, resolve_compile
 from skdefect.datasets import make_surface_defects
 from skdefect.training.base import eager
 
@@ -149,7 +149,7 @@ def test_resolve_compile_modes_and_missing_compiler(monkeypatch):
     assert resolve_compile(False, cpu) is None and resolve_compile(np.bool_(False), cpu) is None
     assert resolve_compile(True, cpu) == "default"
     assert resolve_compile("max-autotune-no-cudagraphs", cpu) == "max-autotune-no-cudagraphs"
-    monkeypatch.setattr("skdefect._base._cpp_compiler", lambda: None)
+    monkeypatch.setattr("skdefect._runtime._cpp_compiler", lambda: None)
     with pytest.raises(ValueError, match=r"compile=True on the CPU needs a C\+\+ compiler.*compile=False"):
         resolve_compile(True, cpu)
     assert resolve_compile(False, cpu) is None
