@@ -141,8 +141,8 @@ def run(seed: int = 0) -> dict:
                     "native_h_median": float(np.median(sizes[classes == c, 0])),
                     "native_w_median": float(np.median(sizes[classes == c, 1])),
                     "mean_intensity": float(X[classes == c].mean() / 255.0)} for c in sorted(set(classes))}
-    return {"benchmark": "magnetic_tile_shortcut", "command": "python -m benchmarks.magnetic_tile_shortcut "
-            + " ".join(sys.argv[1:]), "seed": seed, "chance_ap": float(y.mean()), "rows": rows,
+    return {"benchmark": "magnetic_tile_shortcut", "command": ("python -m benchmarks.magnetic_tile_shortcut "
+            + " ".join(sys.argv[1:])).strip(), "seed": seed, "chance_ap": float(y.mean()), "rows": rows,
             "classes": by_class, "n_tiles": int(tiles.max() + 1),
             "nearest_neighbour": _nearest_neighbour_share(X, tiles, y)}
 
