@@ -149,9 +149,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         Most training epochs; early stopping usually ends training sooner.
     lr : float, default=2e-3
         Adam learning rate of all three networks (betas 0.5, 0.999). The paper gives
-        none; code that looks like the authors' uses 1e-4 and GANomaly 2e-4. On the
-        MNIST protocol with seen anomalies (3 seeds, 12 epochs, constant rate) 2e-3
-        gave a mean AUROC of 0.884 and 2e-4 0.699.
+        none; code that looks like the authors' uses 1e-4 and GANomaly 2e-4. The
+        default is larger and annealed by the cosine schedule within ``epochs``.
     lr_schedule : {"cosine", "plateau", "constant"}, default="cosine"
         ``"cosine"`` decays the three learning rates from ``lr`` towards 0 over
         ``epochs``; ``"plateau"`` (the two-stage detector's default) lowers them
