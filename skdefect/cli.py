@@ -164,9 +164,15 @@ def _load_data(
         records = [_Record(p, None, 0) for p in plain]
         X, _, _ = load_records(records, image_shape, color, 127, has_masks=False)
         return X, None, None, plain
-    X, y, masks, paths = load_image_folder(
-        path, image_shape, layout=args.layout, color=color, split=args.split, return_paths=True
+    X, y, masks, paths, sources = load_image_folder(
+        path, image_shape, layout=args.layout, color=color, split=args.split, return_paths=True,
+        return_label_sources=True,
     )
+    from_masks = sources == "mask"
+    if from_masks.any():  # say how labels were decided whenever a rule other than a given label decided some
+        print(f"labels of DATA {path}: {_plural(int((~from_masks).sum()), 'image')} from the 'label' column, "
+              f"{int(from_masks.sum())} derived from the masks ({int(y[from_masks].sum())} of those defective: a "
+              "mask with a defect pixel); give a label cell to decide it yourself", file=sys.stderr)
     return X, y, masks, [Path(p) for p in paths]
 
 

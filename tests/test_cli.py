@@ -186,6 +186,22 @@ def test_fit_counts_defective_images_without_a_mask(folder, tmp_path, capsys):
     assert expected in capsys.readouterr().out
 
 
+def test_fit_says_how_labels_were_decided(folder, tmp_path, capsys):
+    """A manifest whose label cells are missing: the labels come from the masks, and the CLI says so."""
+    with open(folder / "manifest.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows[1:] = [[str(folder / r[0]), str(folder / r[1]), r[2] if i < 4 else ""] for i, r in enumerate(rows[1:])]
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    derived = rows[5:]
+    n_def = sum(bool(np.asarray(Image.open(r[1])).any()) for r in derived)
+    assert main(["fit", str(manifest), "--detector", "two-stage", "--out", str(tmp_path / "m.skdefect"),
+                 "--image-size", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"4 images from the 'label' column, {len(derived)} derived from the masks ({n_def} of those defective" in err
+
+
 def test_predict_skips_masks_that_sit_beside_their_images(model, folder, tmp_path, capsys):
     """Masks beside images (Magnetic tile's x.jpg + x.png, MVTec-style x_mask.png) are not scored as images."""
     data = tmp_path / "mixed"

@@ -179,6 +179,8 @@ def test_folder_manifest(manifest_folder, color):
     X2, y2, masks2 = load_image_folder(manifest_folder / "manifest.csv", (16, 16), color=color)
     np.testing.assert_array_equal(X, X2)
     np.testing.assert_array_equal(masks, masks2)
+    *_, sources = load_image_folder(manifest_folder, (16, 16), color=color, return_label_sources=True)
+    assert sources.tolist() == ["label", "label", "label", "mask"]  # d's label cell is empty
 
 
 def test_folder_manifest_without_masks_and_without_labels(tmp_path):

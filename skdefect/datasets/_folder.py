@@ -254,7 +254,8 @@ def load_image_folder(
     split: str = "all",
     manifest: str = "manifest.csv",
     return_paths: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    return_label_sources: bool = False,
+) -> tuple[Any, ...]:
     """Load a folder of images, labels and defect masks.
 
     Four values of ``layout`` are understood:
@@ -306,6 +307,10 @@ def load_image_folder(
         File name of the manifest inside ``path``.
     return_paths : bool, default=False
         If true, also return the image file paths.
+    return_label_sources : bool, default=False
+        If true, also return how each label was decided: ``"label"`` (the manifest's ``label`` cell, or the
+        folder of an MVTec AD / KolektorSDD2 layout) or ``"mask"`` (derived from the mask: 1 iff it has a
+        defect pixel).
 
     Returns
     -------
@@ -318,6 +323,8 @@ def load_image_folder(
         mask is missing or empty keeps ``y = 1`` with an empty mask (mixed supervision).
     paths : ndarray of str, shape (n,)
         Only if ``return_paths``: the image files.
+    label_sources : ndarray of str, shape (n,)
+        Only if ``return_label_sources`` (after ``paths`` when both are asked for): ``"label"`` or ``"mask"``.
 
     Raises
     ------
@@ -355,6 +362,9 @@ def load_image_folder(
     else:
         records, has_masks = _kolektor_records(root, split), True
     X, y, masks = load_records(records, shape, color, int(mask_threshold), has_masks=has_masks)
+    out: tuple[Any, ...] = (X, y, masks)
     if return_paths:
-        return X, y, masks, np.array([str(r.image) for r in records])
-    return X, y, masks
+        out += (np.array([str(r.image) for r in records]),)
+    if return_label_sources:
+        out += (np.array(["label" if r.label is not None else "mask" for r in records]),)
+    return out
