@@ -415,6 +415,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
                           stacklevel=2)
         sampler_factory = resolve_plugin(get_sampler, self.sampler, "sampler")
         mask_known = (y == 0) | masks.any(axis=(1, 2))
+        if not mask_known.all():
+            self._report(f"{int((~mask_known).sum())} of the {int(y.sum())} defective images have no defect pixel "
+                         "in their mask: they train the decision stage only (mixed supervision)")
         checkpoint, checkpoint_meta = checkpoint_for(self, images, y, masks)
 
         with seeded(self.random_state) as seed:

@@ -218,6 +218,10 @@ def test_skorch_callbacks_pass_through_and_verbose_progress(data, capsys):
     out = capsys.readouterr()
     assert "train_seg_loss" in out.out + out.err  # skorch's epoch table, verbose=1
     assert "ConcentratedTwoStageDetector: choosing the threshold on" in out.out  # the step after training
+    unknown = masks[:32].copy()
+    unknown[np.flatnonzero(y[:32])[:2]] = False  # two positives whose mask is unknown
+    det.set_params(callbacks=None).fit(X[:32], y[:32], masks=unknown)
+    assert f"2 of the {int(y[:32].sum())} defective images have no defect pixel" in capsys.readouterr().out
     det.set_params(verbose=0, callbacks=None).fit(X[:32], y[:32], masks=masks[:32])
     assert capsys.readouterr().out == ""
 
