@@ -422,9 +422,11 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
 
     result["commands"] = [*result.get("commands", []), command][-20:]
 
+    commit = _commit()
+
     def record(rows: list[dict]) -> None:
         for r in rows:
-            r["command"] = command
+            r["command"], r["commit"] = command, commit
         result["rows"].extend(rows)
         for r in rows:
             shown = ", ".join(f"{k} {r[k]:.3f}" for k in ("image_ap", "image_auroc", "pixel_auroc") if k in r)
