@@ -172,10 +172,11 @@ def dice_loss(probs: Tensor, target: Tensor, smooth: float = 1.0, empty: str = "
     on a 4,096-pixel normal image costs as much as missing half of a defect, and its
     gradient (``s / (Σ P + s)²`` per pixel, the largest at ``P = 0``) outweighs the pull of a
     defect's pixels by orders of magnitude. The segmentation net then learns to predict
-    nothing anywhere and stays there: on ``make_surface_defects`` (64 px, 160 training
-    images) the concentrated loss with the smoothed value ended every run at
-    ``0.95 · ½`` (all defects missed) with a pixel AUROC of 0.50-0.55, against 0.81 with the
-    rule below (``docs/concentrated-loss.md`` has the measurement).
+    nothing anywhere and stays there: in development runs on ``make_surface_defects`` (64 px,
+    160 training images; not part of ``benchmarks/``) the concentrated loss with the
+    smoothed value ended every run at ``0.95 · ½`` (all defects missed) with a pixel AUROC
+    of 0.50-0.55, against 0.81 with the rule below. The quality suite's full profile has
+    the ablation row *Dice of normals smoothed*.
 
     ``empty="ignore"`` (the default) therefore gives such an image a Dice loss of 0: Dice
     measures the overlap with the defects an image *has*; the pixels of a defect-free

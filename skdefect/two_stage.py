@@ -95,9 +95,11 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         ``"wang2022"`` on CUDA and ``"wang2022_features"`` on the CPU, where the
         paper's decision net (a 512-channel D1 at full resolution, then a 5×5
         convolution at half resolution) costs about 26 times its segmentation
-        net: its decision epochs took 12 times as long as the segmentation
-        epochs at 64×64, the features variant's half as long, and the variant
-        also ranked the embedded data's images better (``docs/benchmarks.md``).
+        net. In a development run on the embedded data (400 training images of
+        64×64, one seed; not part of ``benchmarks/``) the paper's decision net
+        made the fit 4 times as long (651 s against 165 s) and ranked the test
+        images no better (AP 0.855 against 0.877); the quality suite's full
+        profile has the ablation row *paper decision net*.
     loss : str, default="concentrated"
         Registered pixel loss. Factories that accept ``gamma`` / ``dice_weight`` get
         them; ``"bce"`` is SegDecNet's loss, ``"dice_ce"`` the base loss alone.
@@ -133,10 +135,11 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         ``valid_loss`` has not improved for a third of ``n_iter_no_change``
         epochs (at least 2); ``"cosine"`` decays it from ``lr`` towards 0 over the
         stage's ``seg_epochs`` / ``dec_epochs``. A cosine decay tied to the epoch
-        budget starves short trainings: at 15 + 4 epochs on 200 images (48×48,
-        3 seeds) it gave a test AP of 0.84 against 0.90 for the plateau rule,
-        which lowers the rate only when training stalls (at 60 + 20 epochs on 400
-        images of 64×64 the two were level, 0.85 and 0.83 over 3 seeds). A skorch
+        budget starves short trainings: in development runs (not part of
+        ``benchmarks/``) at 15 + 4 epochs on 200 images of 48×48 it gave a test
+        AP of 0.84 against 0.90 for the plateau rule, which lowers the rate only
+        when training stalls; at 60 + 20 epochs on 400 images of 64×64 the two
+        were level (0.85 and 0.83, 3 seeds each). A skorch
         ``LRScheduler`` in ``callbacks`` replaces the built-in schedule (and drives
         both stages' optimizers).
     batch_size : int, default=8
