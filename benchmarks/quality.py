@@ -479,6 +479,7 @@ def table(result: dict) -> str:
         "Written by " + ", ".join(f"`{c}`" for c in result.get("commands", [])) +
         f" · last at commit {result['commit']} · skdefect {result['skdefect']} · {result['device']}",
         "",
+        *([result["note"], ""] if result.get("note") else []),
         "Mean ± std over splits (for MNIST: over the seeds' means of the digits). CPU seconds of one fit. The "
         "margin is a detector's mean minus the best baseline's mean on the dataset's main metric (**bold**); "
         "wins counts the splits where the detector beats that baseline.",
