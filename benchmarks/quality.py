@@ -363,8 +363,9 @@ def _commit() -> str:
         return "unknown"
 
 
-def _register_ablation_losses() -> None:
-    """The literal smoothed Dice of defect-free images, as a loss plugin for the ablation row."""
+def _register_ablation_losses() -> bool:
+    """The literal smoothed Dice of defect-free images, as a loss plugin for the ablation row; True if this
+    call registered it."""
     from functools import partial
 
     from skdefect import losses
@@ -380,8 +381,10 @@ def _register_ablation_losses() -> None:
             return {"concentrated_smooth_empty": concentrated_smooth_empty}
 
     manager = get_plugin_manager()
-    if "benchmark_ablations" not in manager._origins:
-        manager.register(Ablations(), name="benchmark_ablations", origin="benchmarks.quality (ablation)")
+    if "benchmark_ablations" in manager._origins:
+        return False
+    manager.register(Ablations(), name="benchmark_ablations", origin="benchmarks.quality (ablation)")
+    return True
 
 
 def _worker(task: tuple[str, str, Split, tuple[str, ...] | None]) -> list[dict]:
@@ -434,16 +437,22 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
                   f"({r.get('fit_cpu_s', '-')} s)", flush=True)
         write(result, out, stem)
 
-    _register_ablation_losses()
-    if jobs <= 1:
-        for task in tasks:
-            record(_worker(task))
-    else:
-        import multiprocessing as mp
+    added = _register_ablation_losses()
+    try:
+        if jobs <= 1:
+            for task in tasks:
+                record(_worker(task))
+        else:
+            import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            for rows in pool.imap_unordered(_worker, tasks):
-                record(rows)
+            with mp.get_context("spawn").Pool(jobs) as pool:
+                for rows in pool.imap_unordered(_worker, tasks):
+                    record(rows)
+    finally:
+        if added:  # leave the caller's registry as it was (the suite also runs inside pytest)
+            from skdefect.plugins.manager import get_plugin_manager
+
+            get_plugin_manager().unregister("benchmark_ablations")
     write(result, out, stem)
     return result
 

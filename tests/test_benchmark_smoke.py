@@ -173,5 +173,8 @@ def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
     # a later run of one method replaces that method's rows and keeps the others: a profile fills in over runs
     again = main(["--profile", "smoke", "--datasets", "synthetic", "--methods", "logreg", "--out", str(tmp_path)])
     assert sorted(r["method"] for r in again["rows"]) == sorted(r["method"] for r in rows)
+    from skdefect.plugins import get_plugin_manager
+
+    assert "concentrated_smooth_empty" not in get_plugin_manager().names("loss")  # the suite cleaned up after itself
     assert [r["command"] for r in again["rows"] if r["method"] == "logreg"] == [
         "python -m benchmarks.quality --profile smoke --datasets synthetic --methods logreg --out " + str(tmp_path)]
