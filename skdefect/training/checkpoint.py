@@ -267,12 +267,10 @@ def read_checkpoint(path: Path, allowed: dict[str, type]) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a pickle or a torch.save archive; skdefect checkpoints are safetensors "
                               "files and pickles are never loaded")
     try:
-        from safetensors import safe_open
-
-        tensors = load(data)
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
+        tensors = load(data)  # validates the header; its metadata is then read from the same bytes
+        header_size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_size]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path} is not a safetensors file ({exc})") from None
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a skdefect checkpoint")
