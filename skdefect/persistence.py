@@ -32,6 +32,7 @@ import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,8 @@ def _skdefect_version() -> str:
 
 
 # -- what can be saved: the allowlist ---------------------------------------------------------------------------
-def _build_two_stage_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
-    """An initialised (untrained) :class:`~skdefect.training.TwoStageNet` shaped like the fitted one."""
+def _two_stage_modules(est: Any, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
+    """The fitted two-stage network's modules, untrained, by the net's module names."""
     from ._base import resolve_plugin
     from .plugins import get_backbone
 
@@ -85,7 +86,21 @@ def _build_two_stage_net(est: Any, attrs: Mapping[str, Any], device: torch.devic
     backbone = str(attrs.get("backbone_", est.backbone))  # files written before "auto" name the backbone itself
     if est.backbone not in ("auto", backbone):
         raise ValueError(f"the file's backbone={est.backbone!r} contradicts its fitted backbone_={backbone!r}")
-    return est._build_net(est._build_module(int(attrs["input_shape_"][2]), backbone), device, verbose=0)
+    return {"module": est._build_module(int(attrs["input_shape_"][2]), backbone)}
+
+
+def _build_two_stage_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
+    """An initialised (untrained) :class:`~skdefect.training.TwoStageNet` shaped like the fitted one."""
+    return est._build_net(_two_stage_modules(est, attrs)["module"], device, verbose=0)
+
+
+def _gan_modules(est: Any, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
+    """The fitted GAN's generator and discriminators, untrained, by the net's module names."""
+    generator, discriminator = est._build_modules(int(attrs["input_shape_"][2]))
+    modules = {"module": generator, "disc_normal": discriminator()}
+    if not attrs["one_class_"]:
+        modules["disc_anomalous"] = discriminator()
+    return modules
 
 
 def _build_gan_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
@@ -96,23 +111,32 @@ def _build_gan_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> 
 
 _COMMON_ATTRIBUTES = ("classes_", "threshold_", "input_shape_", "image_size_", "n_features_in_", "n_parameters_")
 
-#: class name -> (module defining it, net builder, fitted attributes inference needs)
-_ESTIMATORS: dict[str, tuple[str, Callable[..., Any], tuple[str, ...]]] = {
-    "ConcentratedTwoStageDetector": (
-        "skdefect.two_stage",
-        _build_two_stage_net,
+
+@dataclass(frozen=True)
+class _Loadable:
+    """How :func:`load` rebuilds one estimator class: where it lives, its modules (built on the ``meta`` device
+    first, to compare shapes without allocating), its net, and the fitted attributes inference needs."""
+
+    module: str
+    modules: Callable[[Any, Mapping[str, Any]], dict[str, torch.nn.Module]]
+    build_net: Callable[[Any, Mapping[str, Any], torch.device], Any]
+    required: tuple[str, ...]
+
+
+_ESTIMATORS: dict[str, _Loadable] = {
+    "ConcentratedTwoStageDetector": _Loadable(
+        "skdefect.two_stage", _two_stage_modules, _build_two_stage_net,
         (*_COMMON_ATTRIBUTES, "input_mean_", "input_std_"),
     ),
-    "DualDiscriminatorGANDetector": (
-        "skdefect.gan",
-        _build_gan_net,
+    "DualDiscriminatorGANDetector": _Loadable(
+        "skdefect.gan", _gan_modules, _build_gan_net,
         (*_COMMON_ATTRIBUTES, "one_class_", "score_scale_", "sampler_indices_"),
     ),
 }
 
 
 def _estimator_class(name: str) -> type:
-    return getattr(importlib.import_module(_ESTIMATORS[name][0]), name)
+    return getattr(importlib.import_module(_ESTIMATORS[name].module), name)
 
 
 def _check_savable(estimator: Any) -> str:
@@ -167,27 +191,36 @@ def _to_json(value: Any, arrays: dict[str, torch.Tensor] | None = None, name: st
     raise _NotJSONable(f"{name or 'value'}: a {type(value).__name__} cannot be written as JSON")
 
 
-def _from_json(value: Any, arrays: Mapping[str, torch.Tensor]) -> Any:
+_MAX_DEPTH = 32  # nesting of a JSON value in a model file; the writer's own values are a few levels deep
+
+
+def _from_json(value: Any, arrays: Mapping[str, torch.Tensor], depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"a value nested deeper than {_MAX_DEPTH} levels")
     if isinstance(value, list):
-        return [_from_json(v, arrays) for v in value]
+        return [_from_json(v, arrays, depth + 1) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) != 1:
         raise ValueError(f"untagged JSON object {sorted(value)}")
     (tag, body), = value.items()
-    if tag == "__tuple__":
-        return tuple(_from_json(v, arrays) for v in body)
-    if tag == "__dict__":
-        return {k: _from_json(v, arrays) for k, v in body.items()}
-    if tag == "__float__":
+    if tag == "__tuple__" and isinstance(body, list):
+        return tuple(_from_json(v, arrays, depth + 1) for v in body)
+    if tag == "__dict__" and isinstance(body, dict):
+        return {k: _from_json(v, arrays, depth + 1) for k, v in body.items()}
+    if tag == "__float__" and body in ("nan", "inf", "-inf"):
         return float(body)
     if tag == "__array__":
-        if body not in arrays:
+        if not isinstance(body, str) or body not in arrays:
             raise ValueError(f"the file lacks tensor {body!r}")
         return arrays[body].numpy().copy()
-    if tag == "__strarray__":
-        return np.array(body["data"], dtype=object).reshape(body["shape"])
-    raise ValueError(f"unknown JSON tag {tag!r}")
+    if tag == "__strarray__" and isinstance(body, dict):
+        data, shape = body.get("data"), body.get("shape")
+        if (not isinstance(data, list) or not all(isinstance(v, str) for v in data) or not isinstance(shape, list)
+                or not all(isinstance(n, int) and n >= 0 for n in shape) or math.prod(shape) != len(data)):
+            raise ValueError("a malformed string array")
+        return np.array(data, dtype=object).reshape(shape)
+    raise ValueError(f"unknown or malformed JSON tag {tag!r}")
 
 
 def _encode_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -253,35 +286,68 @@ def _write(path: Path, config: Mapping[str, Any], tensors: Mapping[str, torch.Te
     return atomic_write(path, save(dict(tensors), metadata=metadata))
 
 
-def _read(path: Path) -> tuple[dict[str, str], dict[str, Any], dict[str, torch.Tensor]]:
-    """``(metadata, config, tensors)`` of a model file, after every integrity check; nothing is unpickled."""
-    with open(path, "rb") as f:
-        data = f.read()
+def _read_header(f: Any, path: Path, size: int) -> tuple[int, dict[str, Any]]:
+    """``(header length, header)`` of an open model file, read before any of its body (with a size cap)."""
     where = f"{path} is not a skdefect model file"
-    if len(data) < 10:
-        raise ValueError(f"{where}: it holds only {len(data)} bytes")
-    (n_header,) = struct.unpack("<Q", data[:8])
-    if n_header > min(_MAX_HEADER, len(data) - 8) or data[8:9] != b"{":
-        what = (
-            "a pickle" if data[:1] == b"\x80" else "a zip archive (torch.save?)" if data[:2] == b"PK" else "unknown"
-        )
+    if size < 10:
+        raise ValueError(f"{where}: it holds only {size} bytes")
+    head = f.read(9)
+    (n_header,) = struct.unpack("<Q", head[:8])
+    if n_header > min(_MAX_HEADER, size - 8) or head[8:9] != b"{":
+        what = "a pickle" if head[:1] == b"\x80" else "a zip archive (torch.save?)" if head[:2] == b"PK" else "unknown"
         raise ValueError(f"{where}: it is not a safetensors file (content: {what}); model files are written by "
                          "`estimator.save(path)` and nothing else is read, so no pickle is ever loaded")
+    raw = b"{" + f.read(n_header - 1)
     try:
-        header = json.loads(data[8 : 8 + n_header].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = _json_loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{where}: its safetensors header is not valid JSON ({exc})") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(f"{where}: a safetensors file without skdefect metadata (__metadata__['format'] is not "
-                         f"{FORMAT_NAME!r})")
-    version = meta.get("format_version")
-    if version not in {str(v) for v in SUPPORTED_FORMAT_VERSIONS}:
-        raise ValueError(
-            f"{path} has skdefect model-file format version {version!r}; skdefect {_skdefect_version()} reads "
-            f"format version(s) {', '.join(map(str, sorted(SUPPORTED_FORMAT_VERSIONS)))}. Load it with the skdefect "
-            "version that wrote it"
-        )
+    if not isinstance(header, dict):
+        raise ValueError(f"{where}: its safetensors header is a {type(header).__name__}, not a JSON object")
+    end = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise ValueError(f"{path} is a corrupt model file: tensor {key!r} has no valid data_offsets")
+        end = max(end, offsets[1])
+    if 8 + n_header + end != size:
+        raise ValueError(f"{path} is a corrupt model file: its header describes {end} bytes of tensor data, but "
+                         f"the file holds {size - 8 - n_header} (truncated, or bytes appended)")
+    return n_header, header
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads`` that turns nesting too deep for Python's recursion into a ValueError (JSON from files)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, Any], dict[str, torch.Tensor]]:
+    """``(metadata, config, tensors)`` of a model file, after every integrity check; nothing is unpickled.
+
+    The header is read and checked first (its length capped, its tensor extents matching the file's size)
+    and only then the body, so a file that is not a model file is refused without being read whole."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        n_header, header = _read_header(f, path, size)
+        meta = header.get("__metadata__")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+            raise ValueError(f"{path} is not a skdefect model file: a safetensors file without skdefect metadata "
+                             f"(__metadata__['format'] is not {FORMAT_NAME!r})")
+        version = meta.get("format_version")
+        if version not in {str(v) for v in SUPPORTED_FORMAT_VERSIONS}:
+            raise ValueError(
+                f"{path} has skdefect model-file format version {version!r}; skdefect {_skdefect_version()} reads "
+                f"format version(s) {', '.join(map(str, sorted(SUPPORTED_FORMAT_VERSIONS)))}. Load it with the "
+                "skdefect version that wrote it"
+            )
+        f.seek(0)
+        data = f.read()
     from safetensors.torch import load as st_load
 
     try:
@@ -295,19 +361,41 @@ def _read(path: Path) -> tuple[dict[str, str], dict[str, Any], dict[str, torch.T
             "tensors and configuration; refusing to load it"
         )
     try:
-        config = json.loads(config_str)
-    except json.JSONDecodeError as exc:
+        config = _json_loads(config_str)
+    except ValueError as exc:
         raise ValueError(f"{path}: its configuration is not valid JSON ({exc})") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: its configuration is a {type(config).__name__}, not a JSON object")
     return meta, config, tensors
 
 
-def _major(version: str) -> int:
-    head = str(version).split(".", 1)[0]
-    if not head.isdigit():
+def _major_minor(version: str) -> tuple[int, int]:
+    parts = str(version).split(".")
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
         raise ValueError(f"cannot read the version {version!r}")
-    return int(head)
+    return int(parts[0]), int(parts[1])
+
+
+def _check_written_by(written_by: Any, path: Path) -> None:
+    """Semantic versioning, with 0.x's rule: before 1.0 a minor release may change what a file means.
+
+    Another major version, or a newer minor version (0.x: any other minor version) is refused;
+    a file from an older minor version of 1.x and later is read."""
+    ours = _skdefect_version()
+    try:
+        theirs, mine = _major_minor(written_by), _major_minor(ours)
+    except ValueError:
+        theirs, mine = (-1, -1), (0, 0)
+    if theirs[0] != mine[0]:
+        why = "the major versions differ"
+    elif theirs[1] > mine[1]:
+        why = "it comes from a newer minor version"
+    elif mine[0] == 0 and theirs[1] != mine[1]:
+        why = "before 1.0 each minor version may change what a model file means"
+    else:
+        return
+    raise ValueError(f"{path} was written by skdefect {written_by}, which is incompatible with this skdefect "
+                     f"{ours} ({why}); load it with skdefect {written_by}")
 
 
 # -- save / load ------------------------------------------------------------------------------------------------
@@ -400,16 +488,7 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     dev = resolve_device(device)
     meta, config, tensors = _read(path)
 
-    written_by = config.get("skdefect_version", "unknown")
-    try:
-        compatible = _major(written_by) == _major(_skdefect_version())
-    except ValueError:
-        compatible = False
-    if not compatible:
-        raise ValueError(
-            f"{path} was written by skdefect {written_by}, which is incompatible with this skdefect "
-            f"{_skdefect_version()} (the major versions differ); load it with skdefect {written_by}"
-        )
+    _check_written_by(config.get("skdefect_version", "unknown"), path)
     name = config.get("estimator")
     if name not in _ESTIMATORS:
         raise ValueError(
@@ -417,7 +496,7 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
             f"(known: {', '.join(sorted(_ESTIMATORS))})"
         )
     cls = _estimator_class(name)
-    _, build_net, required = _ESTIMATORS[name]
+    loadable = _ESTIMATORS[name]
     try:
         params = {str(k): _from_json(v, {}) for k, v in dict(config["params"]).items()}
         attrs = {str(k): _from_json(v, tensors) for k, v in dict(config["attributes"]).items()}
@@ -432,7 +511,7 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     if unknown:
         raise ValueError(f"{path} sets parameters {unknown} that {name} of skdefect {_skdefect_version()} does not "
                          "have; load it with the skdefect version that wrote it")
-    missing_attrs = [a for a in required if a not in attrs]
+    missing_attrs = [a for a in loadable.required if a not in attrs]
     if missing_attrs:
         raise ValueError(f"{path} lacks the fitted attributes {missing_attrs} that {name} needs")
     _check_attributes(cls, attrs, path)
@@ -445,7 +524,8 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     estimator._validate_params()  # sklearn's constraints, as fit would check them
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):  # building networks draws random weights: keep the caller's RNG
-        net = build_net(estimator, attrs, dev)
+        _check_shapes_before_building(loadable, estimator, attrs, tensors, path)
+        net = loadable.build_net(estimator, attrs, dev)
         net.initialize()
     if sorted(net._modules) != sorted(modules):
         raise ValueError(f"{path} holds the modules {sorted(modules)}, but the net rebuilt from its configuration "
@@ -461,25 +541,118 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
 
 
 _FITTED_NAME = re.compile(r"[a-z][a-z0-9_]*_")
+_MAX_SIDE = 1 << 16  # the largest image side a model file may describe
+_MAX_CHANNELS = 1024
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_finite_array(value: Any, ndim: int) -> bool:
+    return (isinstance(value, np.ndarray) and value.ndim == ndim and value.dtype.kind == "f"
+            and bool(np.isfinite(value).all()))
+
+
+def _check_shape(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return "a list [height, width, channels]"
+    h, w, c = value
+    if not (_is_int(h, 1, _MAX_SIDE) and _is_int(w, 1, _MAX_SIDE) and _is_int(c, 1, _MAX_CHANNELS)):
+        return f"[height, width, channels] with sides in 1..{_MAX_SIDE} and channels in 1..{_MAX_CHANNELS}"
+    return None
+
+
+def _check_size(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(v, 1, _MAX_SIDE) for v in value):
+        return f"a pair (height, width) of sides in 1..{_MAX_SIDE}"
+    return None
+
+
+def _finite(value: Any, positive: bool = False) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (positive and value <= 0):
+        return "a finite positive number" if positive else "a finite number"
+    return None
+
+
+def _optional_matrix(value: Any) -> str | None:
+    return None if value is None or _is_finite_array(value, 2) else "None or a finite float matrix"
+
+
+#: fitted attribute -> check of the value read from a file (the message says what it must be, None = fine);
+#: attributes not named here are kept only when inference never reads them
+_ATTRIBUTE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "threshold_": _finite,
+    "score_scale_": lambda v: _finite(v, positive=True),
+    "classes_": lambda v: None if isinstance(v, np.ndarray) and v.tolist() == [0, 1] else "the array [0, 1]",
+    "input_shape_": _check_shape,
+    "image_size_": _check_size,
+    "n_features_in_": lambda v: None if _is_int(v, 1, _MAX_SIDE**2 * _MAX_CHANNELS) else "a positive integer",
+    "n_parameters_": lambda v: None if isinstance(v, dict) and all(_is_int(n, 0, 1 << 40) for n in v.values())
+    else "a dict of parameter counts",
+    "one_class_": lambda v: None if isinstance(v, bool) else "true or false",
+    "input_mean_": lambda v: None if _is_finite_array(v, 1) else "a finite float vector",
+    "input_std_": lambda v: None if _is_finite_array(v, 1) and (v > 0).all() else "a positive float vector",
+    "sampler_indices_": lambda v: None if v is None or (isinstance(v, np.ndarray) and v.ndim == 1
+                                                       and v.dtype.kind in "iu" and (v >= 0).all())
+    else "None or a vector of non-negative row indices",
+    "anomaly_score_": lambda v: None if v in ("recon", "patch", "memory", "patch_memory")
+    else "one of 'recon', 'patch', 'memory', 'patch_memory'",
+    "image_score_": lambda v: None if v in ("decision", "seg_max") else "'decision' or 'seg_max'",
+    "backbone_": lambda v: None if isinstance(v, str) else "a backbone name",
+    "memory_": _optional_matrix,
+    "patch_memory_": _optional_matrix,
+    "patch_mean_": lambda v: None if v is None or _is_finite_array(v, 1) else "None or a finite float vector",
+    "patch_std_": lambda v: None if v is None or (_is_finite_array(v, 1) and (v > 0).all())
+    else "None or a positive float vector",
+}
 
 
 def _check_attributes(cls: type, attrs: Mapping[str, Any], path: Path) -> None:
     """Fitted attributes from a file: sklearn-style names (``threshold_``) that are not methods, properties or
-    other class members (a file must not replace ``predict`` or ``__dict__``), and a finite threshold."""
+    other class members (a file must not replace ``predict`` or ``__dict__``), each value checked by
+    :data:`_ATTRIBUTE_CHECKS`, and the shapes consistent with each other."""
     for attr in attrs:
         if not _FITTED_NAME.fullmatch(attr) or attr == "net_" or hasattr(cls, attr):
             raise ValueError(f"{path} sets the attribute {attr!r}, which is not a fitted attribute of "
                              f"{cls.__name__} (names like 'threshold_', never methods or class members)")
-    threshold = attrs.get("threshold_")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ValueError(f"{path}: threshold_ must be a finite number; got {threshold!r}")
+    for attr, value in attrs.items():
+        check = _ATTRIBUTE_CHECKS.get(attr)
+        expected = check(value) if check is not None else None
+        if expected is not None:
+            shown = f"an array of shape {value.shape} and dtype {value.dtype}" if isinstance(value, np.ndarray) \
+                else repr(value)[:80]
+            raise ValueError(f"{path}: {attr} must be {expected}; got {shown}")
+    shape = attrs.get("input_shape_")
+    if shape is not None:
+        if attrs.get("n_features_in_", math.prod(shape)) != math.prod(shape):
+            raise ValueError(f"{path}: n_features_in_={attrs['n_features_in_']} contradicts input_shape_={shape}")
+        for attr in ("input_mean_", "input_std_"):
+            if attr in attrs and attrs[attr].shape != (shape[2],):
+                raise ValueError(f"{path}: {attr} has {attrs[attr].shape[0]} entries for {shape[2]} channels")
 
 
-def _load_weights(net: Any, tensors: Mapping[str, torch.Tensor], path: Path) -> None:
-    expected: dict[str, torch.Tensor] = {}
-    for module_name in net._modules:
-        for key, value in getattr(net, module_name + "_").state_dict().items():
-            expected[f"{_NET_PREFIX}{module_name}.{key}"] = value
+def _check_shapes_before_building(
+    loadable: _Loadable, estimator: Any, attrs: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], path: Path
+) -> None:
+    """Compare the file's tensors with the networks its configuration describes, built on the ``meta`` device
+    (shapes without storage): a small file that describes a huge network is refused before anything is allocated.
+    A plugin network that cannot be built without storage is left to the same check after building."""
+    try:
+        with torch.device("meta"):
+            modules = loadable.modules(estimator, attrs)
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - a third-party network may not support the meta device
+        return
+    expected = {f"{_NET_PREFIX}{name}.{key}": value for name, module in modules.items()
+                for key, value in module.state_dict().items()}
+    _compare_tensors(expected, tensors, path)
+
+
+def _compare_tensors(expected: Mapping[str, torch.Tensor], tensors: Mapping[str, torch.Tensor], path: Path) -> None:
+    """The file's network tensors are exactly ``expected``'s names, shapes and dtypes."""
     stored = {k for k in tensors if k.startswith(_NET_PREFIX)}
     missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
     if missing or extra:
@@ -495,6 +668,14 @@ def _load_weights(net: Any, tensors: Mapping[str, torch.Tensor], path: Path) -> 
                 f"{path}: tensor {key!r} is {got.dtype} of shape {tuple(got.shape)} in the file, but the network "
                 f"rebuilt from its configuration needs {target.dtype} of shape {tuple(target.shape)}"
             )
+
+
+def _load_weights(net: Any, tensors: Mapping[str, torch.Tensor], path: Path) -> None:
+    expected: dict[str, torch.Tensor] = {}
+    for module_name in net._modules:
+        for key, value in getattr(net, module_name + "_").state_dict().items():
+            expected[f"{_NET_PREFIX}{module_name}.{key}"] = value
+    _compare_tensors(expected, tensors, path)
     for module_name in net._modules:
         prefix = f"{_NET_PREFIX}{module_name}."
         module = getattr(net, module_name + "_")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import pickle
@@ -424,6 +425,124 @@ def test_load_sets_only_fitted_attributes(attr, value, message, saved, tmp_path)
     path = _rewrite(saved["gan"], tmp_path / "edited.skdefect", config=edit)
     with pytest.raises(ValueError, match=message):
         skdefect.load(path)
+
+
+@pytest.mark.parametrize(("attr", "value", "message"), [
+    ("image_size_", {"__tuple__": [0, 48]}, r"image_size_ must be a pair \(height, width\) of sides in 1\.\.65536"),
+    ("image_size_", {"__tuple__": [10**9, 48]}, "image_size_ must be a pair"),
+    ("input_shape_", {"__tuple__": [-1, 32, 1]}, r"input_shape_ must be \[height, width, channels\]"),
+    ("input_shape_", {"__tuple__": [{"__float__": "nan"}, 32, 1]}, "input_shape_ must be"),
+    ("input_shape_", [32, 32], r"input_shape_ must be a list \[height, width, channels\]"),
+    ("n_features_in_", 5, "n_features_in_=5 contradicts input_shape_"),
+    ("score_scale_", 0.0, "score_scale_ must be a finite positive number"),
+    ("one_class_", 1, "one_class_ must be true or false"),
+    ("anomaly_score_", "os.system", "anomaly_score_ must be one of"),
+    ("classes_", [0, 1, 2], r"classes_ must be the array \[0, 1\]"),
+])
+def test_every_fitted_value_from_a_file_is_checked(attr, value, message, saved, tmp_path):
+    def edit(cfg):
+        cfg["attributes"][attr] = value
+
+    path = _rewrite(saved["gan"], tmp_path / "edited.skdefect", config=edit)
+    with pytest.raises(ValueError, match=message):
+        skdefect.load(path)
+
+
+def test_two_stage_input_statistics_must_fit_the_channels(saved, tmp_path):
+    def edit(ts):
+        ts["attr.input_std_"] = torch.ones(3)
+
+    path = _rewrite(saved["two_stage"], tmp_path / "std.skdefect", tensors=edit)
+    with pytest.raises(ValueError, match="input_std_ has 3 entries for 1 channels"):
+        skdefect.load(path)
+
+
+@pytest.mark.parametrize("width", [64.0, 1e6])
+def test_a_small_file_describing_a_huge_network_allocates_nothing(width, saved, tmp_path, monkeypatch):
+    """The shapes are compared on the meta device: the real networks (GiBs at width=64) are never built."""
+    def wider(cfg):
+        cfg["params"]["width"] = width
+
+    path = _rewrite(saved["two_stage"], tmp_path / "bomb.skdefect", config=wider)
+    loadable = persistence._ESTIMATORS["ConcentratedTwoStageDetector"]
+
+    def never(*args, **kwargs):
+        raise AssertionError("the network was built before its shapes were compared")
+
+    monkeypatch.setitem(persistence._ESTIMATORS, "ConcentratedTwoStageDetector",
+                        dataclasses.replace(loadable, build_net=never))
+    with pytest.raises(ValueError, match="in the file, but the network rebuilt from its configuration needs"):
+        skdefect.load(path)
+
+
+def test_the_header_is_checked_before_the_body_is_read(saved, tmp_path, monkeypatch):
+    """A file whose header does not describe its size is refused after reading the header only."""
+    raw = Path(saved["gan"]).read_bytes()
+    big = tmp_path / "big.skdefect"
+    with open(big, "wb") as f:
+        f.write(raw)
+        f.truncate(len(raw) + (1 << 30))  # 1 GiB of (sparse) bytes appended
+    read = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, f):
+            self._f = f
+
+        def read(self, n=-1):
+            data = self._f.read(n)
+            read.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+    monkeypatch.setattr(persistence, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
+    with pytest.raises(ValueError, match="describes .* bytes of tensor data, but the file holds"):
+        skdefect.load(big)
+    assert sum(read) < len(raw)
+    huge = tmp_path / "header.skdefect"
+    huge.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        skdefect.load(huge)
+
+
+def test_deeply_nested_json_is_a_value_error(saved, tmp_path):
+    from safetensors.torch import save
+
+    _, cfg, ts = persistence._read(Path(saved["gan"]))
+    for depth in (40, 100_000):
+        config_str = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+        config_str = config_str.replace('"attributes":{', '"attributes":{"deep_":' + "[" * depth + "]" * depth + ",", 1)
+        meta = {"format": persistence.FORMAT_NAME, "format_version": "1", "config": config_str,
+                "sha256": persistence._digest("1", config_str, ts)}
+        path = tmp_path / f"deep{depth}.skdefect"
+        path.write_bytes(save(dict(ts), metadata=meta))
+        with pytest.raises(ValueError, match="nested"):
+            skdefect.load(path)
+
+
+@pytest.mark.parametrize(("written_by", "ok"), [
+    ("0.1.9", True), ("0.2.0", False), ("0.0.3", False), ("1.1.0", False), ("not a version", False),
+])
+def test_versions_follow_semver_with_the_0x_rule(written_by, ok, saved, tmp_path, monkeypatch):
+    monkeypatch.setattr(persistence, "_skdefect_version", lambda: "0.1.0")
+
+    def stamp(cfg):
+        cfg["skdefect_version"] = written_by
+
+    path = _rewrite(saved["gan"], tmp_path / "v.skdefect", config=stamp)
+    if ok:
+        assert skdefect.load(path).threshold_ is not None
+    else:
+        with pytest.raises(ValueError, match=f"written by skdefect {written_by}, which is incompatible"):
+            skdefect.load(path)
 
 
 def test_a_loaded_model_writes_no_checkpoints_where_its_file_says(fitted, data, tmp_path):
