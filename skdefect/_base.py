@@ -39,7 +39,8 @@ def resolve_image_size(
     if image_size is None:
         size = (images.height, images.width)
         if size[0] % divisor or size[1] % divisor or min(size) < low:
-            hint = tuple(max(low, -(-s // divisor) * divisor) for s in size)
+            # the nearest sides at least as large that this same check accepts
+            hint = tuple(-(-max(low, s) // divisor) * divisor for s in size)
             raise ValueError(
                 f"X has images of {size[0]}x{size[1]} pixels, but the network needs sides divisible by "
                 f"{divisor} and at least {low}; set image_size (e.g. image_size={hint})"

@@ -8,6 +8,7 @@ exactly as it was, and no training epoch ever starts before a refusal.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 from typing import Any
@@ -332,3 +333,27 @@ def test_refused_refit_keeps_fitted_state_and_no_epoch_runs(kind):
 def test_gan_score_method_is_reachable(fitted_gan):
     # the hyperparameter is `anomaly_score`: a parameter named `score` used to shadow sklearn's score(X, y)
     assert fitted_gan.score(X32, Y32) == pytest.approx(average_precision_score(Y32, fitted_gan.decision_function(X32)))
+
+
+@pytest.mark.parametrize(("divisor", "min_side"), [(16, 24), (8, 8), (4, 24), (32, 40), (16, None)])
+@pytest.mark.parametrize("size", [(1000, 10), (10, 10), (23, 17), (48, 47), (10000, 10)])
+def test_the_image_size_hint_is_a_value_its_own_check_accepts(divisor, min_side, size):
+    """The GAN once suggested (10000, 24) for 10000x10 images, then refused 24 (not a multiple of 16)."""
+    from skdefect._base import resolve_image_size
+    from skdefect._validation import check_images
+
+    images = check_images(np.zeros((1, *size), dtype=np.uint8))
+    with pytest.raises(ValueError, match="set image_size") as info:
+        resolve_image_size(None, images, divisor, min_side)
+    hint = ast.literal_eval(re.search(r"image_size=(\(.*?\))", str(info.value)).group(1))
+    assert resolve_image_size(hint, images, divisor, min_side) == hint
+    assert all(h >= s for h, s in zip(hint, size, strict=True))
+
+
+def test_the_gan_accepts_the_image_size_it_suggests():
+    X = np.random.default_rng(0).random((4, 40, 10))
+    with pytest.raises(ValueError, match="set image_size") as info:
+        DualDiscriminatorGANDetector(epochs=1, width=0.25).fit(X)
+    hint = ast.literal_eval(re.search(r"image_size=(\(.*?\))", str(info.value)).group(1))
+    det = DualDiscriminatorGANDetector(epochs=1, width=0.25, image_size=hint, batch_size=4).fit(X)
+    assert det.image_size_ == hint

@@ -318,3 +318,52 @@ def test_help_texts_read_well(capsys):
         text = capsys.readouterr().out
         for word in words:
             assert word in text, (command, word)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# broken files: one line naming the file, exit 2
+# --------------------------------------------------------------------------------------------------------------
+def _copy_folder(folder: Path, dst: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(folder, dst))
+
+
+def test_a_truncated_jpeg_is_one_line_naming_the_file(model, folder, tmp_path, capsys):
+    data = _copy_folder(folder, tmp_path / "d")
+    X, _, _ = make_surface_defects(n_samples=1, image_shape=(SIDE, SIDE), random_state=1)
+    Image.fromarray(X[0]).save(data / "img" / "bad.jpg", quality=95)
+    raw = (data / "img" / "bad.jpg").read_bytes()
+    (data / "img" / "bad.jpg").write_bytes(raw[: len(raw) // 2])
+    (data / "manifest.csv").write_text((data / "manifest.csv").read_text() + "img/bad.jpg,,1\n")
+    err = _exit_2(["evaluate", str(model), str(data), "--out", str(tmp_path / "o")], capsys)
+    assert err.count("\n") == 1 and "bad.jpg is truncated or corrupt" in err
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(model, tmp_path, capsys, monkeypatch):
+    (tmp_path / "d").mkdir()
+    Image.fromarray(np.zeros((SIDE, SIDE), np.uint8)).save(tmp_path / "d" / "ok.png")
+    Image.fromarray(np.zeros((400, 400), np.uint8)).save(tmp_path / "d" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 400 x 400 = 160,000 pixels: over, under twice
+    err = _exit_2(["predict", str(model), str(tmp_path / "d"), "--out", str(tmp_path / "o")], capsys)
+    assert err.count("\n") == 1 and "bomb.png is refused as a possible decompression bomb" in err
+
+
+def test_a_manifest_in_another_encoding_names_the_file_and_line(folder, tmp_path, capsys):
+    data = _copy_folder(folder, tmp_path / "d")
+    lines = (data / "manifest.csv").read_text().splitlines()
+    lines[3] = lines[3].replace("img/", "img/caf\u00e9_")
+    (data / "manifest.csv").write_bytes("\n".join(lines).encode("latin-1"))
+    err = _exit_2(["fit", str(data), "--detector", "gan", "--out", str(tmp_path / "m.skdefect")], capsys)
+    assert err.count("\n") == 1
+    assert "manifest.csv, line 4, column 8: byte 0xe9 is not UTF-8 text; save the file as UTF-8" in err
+
+
+def test_a_model_file_with_impossible_attributes_is_one_line(model, folder, tmp_path, capsys):
+    from skdefect import persistence
+
+    _, cfg, ts = persistence._read(model)
+    cfg["attributes"]["image_size_"] = {"__tuple__": [-4, 32]}
+    bad = persistence._write(tmp_path / "bad.skdefect", cfg, ts)
+    err = _exit_2(["evaluate", str(bad), str(folder), "--out", str(tmp_path / "o")], capsys)
+    assert err.count("\n") == 1 and "image_size_ must be a pair" in err

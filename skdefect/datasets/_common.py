@@ -14,8 +14,12 @@ Masks
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import numbers
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ __all__ = [
     "check_color",
     "check_image_shape",
     "check_rng",
+    "open_image",
+    "read_csv_rows",
     "read_image",
     "read_mask",
     "resize_image",
@@ -153,6 +159,58 @@ def _to_mode(image: Image.Image, color: str) -> Image.Image:
     return image.convert("L" if color == "gray" else "RGB")
 
 
+@contextlib.contextmanager
+def open_image(path: Path, what: str = "image") -> Iterator[Image.Image]:
+    """``Image.open(path)``, fully decoded, with every failure one ``ValueError`` naming the file.
+
+    A truncated or corrupt file (Pillow's bare ``OSError: image file is truncated``), a file Pillow cannot
+    identify, and a decompression bomb (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``: refused from the
+    header, before decoding, where Pillow would only warn up to twice that limit) all name ``path``.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ValueError(
+            f"{what} {path} is refused as a possible decompression bomb ({exc}). If you trust the file, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS before loading"
+        ) from None
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"{what} {path} cannot be read as an image: {exc}") from None
+    with img:
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ValueError(f"{what} {path} is truncated or corrupt: {exc}") from None
+        yield img
+
+
+def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """``(columns, rows)`` of a UTF-8 CSV file (a byte-order mark is allowed), keys and values stripped.
+
+    Text in another encoding is a ``ValueError`` that names the file, the line and the byte, and says to
+    save it as UTF-8 (rather than Python's ``'utf-8' codec can't decode byte 0xe9 in position 1234``)."""
+    raw = Path(path).read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (spreadsheets write one)
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{path}, line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file "
+            "as UTF-8 (e.g. in a spreadsheet: CSV UTF-8)"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [(f or "").strip() for f in (reader.fieldnames or [])]
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    return columns, rows
+
+
 def read_image(path: Path, color: str) -> Image.Image:
     """Open an image file as an 8-bit ``"L"`` or ``"RGB"`` Pillow image.
 
@@ -177,8 +235,7 @@ def read_image(path: Path, color: str) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    with Image.open(path) as img:
-        img.load()
+    with open_image(path) as img:
         return _to_mode(img, color)
 
 
@@ -207,8 +264,7 @@ def read_mask(path: Path, threshold: int = 127) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
-    with Image.open(path) as img:
-        img.load()
+    with open_image(path, "mask") as img:
         if img.mode == "1":
             return np.asarray(img, dtype=bool).copy()
         return np.asarray(_to_mode(img, "gray")) > threshold

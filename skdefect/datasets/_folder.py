@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import numbers
 import os
 import re
@@ -13,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from ._common import check_color, check_image_shape, read_image, read_mask, resize_image, resize_mask
+from ._common import (
+    check_color,
+    check_image_shape,
+    read_csv_rows,
+    read_image,
+    read_mask,
+    resize_image,
+    resize_mask,
+)
 
 __all__ = ["IMAGE_EXTENSIONS", "LAYOUTS", "load_image_folder"]
 
@@ -153,25 +160,22 @@ def _parse_label(value: str, where: str) -> int:
 
 def _manifest_records(csv_path: Path) -> tuple[list[_Record], bool]:
     base = csv_path.parent
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        if "image" not in fields:
-            raise ValueError(f"manifest {csv_path} must have an 'image' column; got columns {fields}.")
-        if "label" not in fields and "mask" not in fields:
-            raise ValueError(
-                f"manifest {csv_path} must have a 'label' or a 'mask' column (or both); got columns {fields}."
-            )
-        records = []
-        any_mask = False
-        for line_no, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-            if not row.get("image"):
-                raise ValueError(f"manifest {csv_path}, line {line_no}: empty 'image' entry.")
-            mask = base / row["mask"] if row.get("mask") else None
-            any_mask |= mask is not None
-            label = _parse_label(row["label"], f"{csv_path}, line {line_no}") if row.get("label") else None
-            records.append(_Record(base / row["image"], mask, label))
+    fields, rows = read_csv_rows(csv_path)
+    if "image" not in fields:
+        raise ValueError(f"manifest {csv_path} must have an 'image' column; got columns {fields}.")
+    if "label" not in fields and "mask" not in fields:
+        raise ValueError(
+            f"manifest {csv_path} must have a 'label' or a 'mask' column (or both); got columns {fields}."
+        )
+    records = []
+    any_mask = False
+    for line_no, row in enumerate(rows, start=2):
+        if not row.get("image"):
+            raise ValueError(f"manifest {csv_path}, line {line_no}: empty 'image' entry.")
+        mask = base / row["mask"] if row.get("mask") else None
+        any_mask |= mask is not None
+        label = _parse_label(row["label"], f"{csv_path}, line {line_no}") if row.get("label") else None
+        records.append(_Record(base / row["image"], mask, label))
     return records, any_mask
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ._common import check_color, check_image_shape
+from ._common import check_color, check_image_shape, read_csv_rows
 from ._folder import _Record, load_records
 
 __all__ = ["ENV_VAR", "find_shared_dataset", "get_data_home", "load_crackforest", "load_magnetic_tile"]
@@ -127,8 +126,7 @@ def _read_manifest(path: Path) -> list[dict[str, str]]:
     manifest = path / "manifest.csv"
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest file not found: {manifest}")
-    with open(manifest, newline="", encoding="utf-8-sig") as fh:
-        return [{k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
+    return read_csv_rows(manifest)[1]
 
 
 def load_magnetic_tile(
