@@ -9,12 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import average_precision_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import ImageData, check_image_shape_matches, check_images, check_unit_range
+from ._validation import (
+    ImageData,
+    check_brightness,
+    check_image_shape_matches,
+    check_images,
+    check_unit_range,
+    image_brightness,
+)
 from .metrics import f1_max_threshold
 
 __all__ = [
@@ -29,15 +37,15 @@ __all__ = [
 
 
 def resolve_image_size(
-    image_size: Any, images: ImageData, divisor: int, min_side: int | None = None
+    image_size: Any, input_size: tuple[int, int], divisor: int, min_side: int | None = None
 ) -> tuple[int, int]:
-    """The (h, w) the network sees: ``image_size`` or the input's, which must suit the network.
+    """The (h, w) the network sees: ``image_size`` or the input's ``(height, width)``, which must suit the network.
 
     Sides must be multiples of ``divisor`` and at least ``min_side`` (default ``divisor``).
     """
     low = max(divisor, min_side or divisor)
     if image_size is None:
-        size = (images.height, images.width)
+        size = (int(input_size[0]), int(input_size[1]))
         if size[0] % divisor or size[1] % divisor or min(size) < low:
             # the nearest sides at least as large that this same check accepts
             hint = tuple(-(-max(low, s) // divisor) * divisor for s in size)
@@ -128,7 +136,34 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         images = check_images(X, image_shape=getattr(self, "image_shape", None), arg="X")
         check_image_shape_matches(images, self.input_shape_, arg="X")
         check_unit_range(images)  # the rule of fit: float images of 0-255 would be scored as if 255 times brighter
+        check_brightness(images, getattr(self, "brightness_range_", None))
         return images
+
+    def _set_input_attributes(self, images: ImageData, image_size: tuple[int, int]) -> None:
+        """The fitted attributes both detectors derive from the training images."""
+        brightness = image_brightness(images)
+        self.classes_ = np.array([0, 1])
+        self.input_shape_ = images.image_shape
+        self.n_features_in_ = int(np.prod(images.image_shape))
+        self.image_size_ = image_size
+        self.brightness_range_ = (float(brightness.min()), float(brightness.max()))
+
+    def _size_rule(self, channels: int) -> tuple[int, int | None]:
+        """``(divisor, min_side)`` of the networks ``fit`` would build for images of ``channels``."""
+        raise NotImplementedError
+
+    def _check_input_size(self, height: int, width: int, channels: int) -> tuple[int, int] | None:
+        """The ``image_size_`` that ``fit`` would resolve for images of ``(height, width, channels)``, or fit's
+        ``ValueError``, before any image is read. The networks are built on the ``meta`` device (no storage);
+        None where a plugin network cannot be (``fit`` then checks)."""
+        try:
+            with torch.device("meta"):
+                divisor, min_side = self._size_rule(channels)
+        except (ValueError, TypeError):
+            raise
+        except Exception:  # noqa: BLE001 - a third-party network may not support the meta device
+            return None
+        return resolve_image_size(self.image_size, (height, width), divisor, min_side)
 
     def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """P(defect) from decision scores; subclasses define the monotone map."""

@@ -32,6 +32,7 @@ floating                      ``x`` unchanged; expected in [0, 1]
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -457,6 +458,37 @@ def check_unit_range(images: ImageData, *, low: float = 0.0, high: float = 1.0) 
             f"{images.arg} must hold float images in [{low:g}, {high:g}]; got values in [{lo:g}, {hi:g}] "
             f"(dtype {images.dtype}). Divide 0-255 images by 255 or pass them as uint8."
         )
+
+
+def image_brightness(images: ImageData, max_images: int = 512) -> np.ndarray:
+    """Mean intensity (on the networks' [0, 1] scale) of up to ``max_images`` evenly spaced images."""
+    rows = np.unique(np.linspace(0, images.n_samples - 1, num=min(images.n_samples, max_images)).astype(np.int64))
+    chunks = [images.batch(rows[i : i + CHUNK_SIZE]).mean(axis=(1, 2, 3)) for i in range(0, len(rows), CHUNK_SIZE)]
+    return np.concatenate(chunks).astype(np.float64)
+
+
+def check_brightness(images: ImageData, fitted_range: Sequence[float] | None, *, margin: float = 0.1) -> None:
+    """Warn when most images are far darker or brighter than any training image.
+
+    ``fitted_range`` is ``(lowest, highest)`` mean intensity of the training images (``brightness_range_``);
+    the warning fires when the *median* image's mean lies outside it widened by ``margin`` on each side, the
+    mark of images scaled differently from the training images (divided by 255 twice, 16-bit values over
+    65535, another normalisation), which the network would score as if every one were defective or normal.
+    A few odd images do not warn. Models without the attribute (files from earlier versions) are not checked.
+    """
+    if fitted_range is None or images.n_samples == 0:
+        return
+    lo, hi = float(fitted_range[0]), float(fitted_range[1])
+    median = float(np.median(image_brightness(images)))
+    if lo - margin <= median <= hi + margin:
+        return
+    warnings.warn(
+        f"{images.arg}: the median image has mean intensity {median:.3g} (on the [0, 1] scale), outside the "
+        f"training images' range [{lo:.3g}, {hi:.3g}] widened by {margin:g}; were these images scaled the same "
+        "way as the training images (uint8 0-255, or float in [0, 1] = uint8 / 255)? Their scores are unreliable.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def check_image_shape_matches(images: ImageData, fitted_shape: Sequence[int], *, arg: str = "X") -> None:

@@ -168,11 +168,16 @@ def _load_data(
         path, image_shape, layout=args.layout, color=color, split=args.split, return_paths=True,
         return_label_sources=True,
     )
-    from_masks = sources == "mask"
-    if from_masks.any():  # say how labels were decided whenever a rule other than a given label decided some
-        print(f"labels of DATA {path}: {_plural(int((~from_masks).sum()), 'image')} from the 'label' column, "
-              f"{int(from_masks.sum())} derived from the masks ({int(y[from_masks].sum())} of those defective: a "
-              "mask with a defect pixel); give a label cell to decide it yourself", file=sys.stderr)
+    if (sources != "label").any():  # say how labels were decided whenever a rule other than a given label decided
+        parts = [f"{_plural(int((sources == 'label').sum()), 'image')} from the 'label' column"]
+        for source, rule in (("folder", "from their folder (normal: good/, ok/, *_free/ ...; defective: the "
+                                        "other folders beside it)"),
+                             ("mask", "derived from the masks (defective: a mask with a defect pixel)")):
+            chosen = sources == source
+            if chosen.any():
+                parts.append(f"{int(chosen.sum())} {rule}, {int(y[chosen].sum())} of those defective")
+        print(f"labels of DATA {path}: {'; '.join(parts)}; a 'label' cell decides an image yourself",
+              file=sys.stderr)
     return X, y, masks, [Path(p) for p in paths]
 
 
@@ -401,6 +406,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out} is a folder; give the model file's name (e.g. {out / 'model.skdefect'})")
     _check_writable(out)
     image_shape = args.image_size
+    try:  # the networks' size rule, before any image is read (the networks are built without storage)
+        det._check_input_size(*image_shape, 3 if args.color == "rgb" else 1)
+    except ValueError as exc:
+        if "set image_size" not in str(exc):
+            raise
+        raise CLIError(f"{exc}. On the command line: --image-size with such sides (images are resized when read), "
+                       "or --param image_size=... (resized on the device); checked before reading DATA") from None
     X, y, masks, paths = _load_data(args, image_shape, args.color, allow_unlabelled=False)
     assert y is not None
     n_def = int(y.sum())

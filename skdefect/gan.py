@@ -95,6 +95,12 @@ class GANScorer(torch.nn.Module):
         return scores, error_map
 
 
+def _size_rule(generator: torch.nn.Module, discriminator: Callable[[], torch.nn.Module]) -> tuple[int, int]:
+    """``(divisor, min_side)``: sides are multiples of the generator's divisor, at least both networks' minimum."""
+    min_side = max(getattr(generator, "min_side", 1), getattr(discriminator(), "min_side", 1))
+    return getattr(generator, "input_divisor", 1), min_side
+
+
 class DualDiscriminatorGANDetector(BaseDefectDetector):
     """Reconstruction-based anomaly detector: a U-Net generator and two discriminators.
 
@@ -218,6 +224,10 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
     n_parameters_ : dict of str to int
         ``generator``, ``disc_normal`` and (unless one-class) ``disc_anomalous``.
     net_ : skdefect.training.gan.DualGANNet
+    brightness_range_ : tuple of float
+        Lowest and highest mean intensity (on the [0, 1] scale) of the training images; prediction warns
+        when the median image lies more than 0.1 outside it (images scaled differently from the training
+        images).
 
     See Also
     --------
@@ -358,6 +368,9 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             raise ValueError(f"generator {self.generator!r} has no encode(x) method (needed by the latent loss)")
         return generator, partial(call_with_accepted, disc_factory, in_channels=channels, width=self.width)
 
+    def _size_rule(self, channels: int) -> tuple[int, int | None]:
+        return _size_rule(*self._build_modules(channels))
+
     def _build_net(
         self,
         generator: torch.nn.Module,
@@ -418,9 +431,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
 
         with seeded(self.random_state) as seed:
             generator, discriminator = self._build_modules(images.channels, gen_factory, disc_factory)
-            min_side = max(getattr(generator, "min_side", 1), getattr(discriminator(), "min_side", 1))
             image_size = resolve_image_size(
-                self.image_size, images, getattr(generator, "input_divisor", 1), min_side
+                self.image_size, (images.height, images.width), *_size_rule(generator, discriminator)
             )
             sampler = call_with_accepted(sampler_factory, random_state=seed)
             train_rows, valid_rows = self._holdout(labels, seed)
@@ -448,10 +460,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
 
         self.net_ = net
         self.one_class_ = one_class
-        self.classes_ = np.array([0, 1])
-        self.input_shape_ = images.image_shape
-        self.n_features_in_ = int(np.prod(images.image_shape))
-        self.image_size_ = image_size
+        self._set_input_attributes(images, image_size)
         self.sampler_indices_ = getattr(net.sampler, "indices_", None)  # a resumed fit's sampler is restored
         self.n_parameters_ = {"generator": sum(p.numel() for p in net.module_.parameters())}
         for name in ("disc_normal", "disc_anomalous"):

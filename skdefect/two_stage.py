@@ -70,6 +70,11 @@ def input_statistics(
     return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
 
 
+def _size_rule(module: torch.nn.Module) -> tuple[int, int | None]:
+    """``(divisor, min_side)`` of a two-stage network: its sides must be multiples of the one, at least the other."""
+    return getattr(module, "input_divisor", 1), getattr(module, "min_side", None)
+
+
 class ConcentratedTwoStageDetector(BaseDefectDetector):
     """Two-stage surface-defect detector trained with the concentrated loss.
 
@@ -228,6 +233,10 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         (h, w) the networks see.
     n_features_in_ : int
         H·W·C.
+    brightness_range_ : tuple of float
+        Lowest and highest mean intensity (on the [0, 1] scale) of the training images; prediction warns
+        when the median image lies more than 0.1 outside it (images scaled differently from the training
+        images).
 
     See Also
     --------
@@ -350,6 +359,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             )
         return images, y, masks
 
+    def _size_rule(self, channels: int) -> tuple[int, int | None]:
+        return _size_rule(self._build_module(channels, self._resolve_backbone(resolve_device(self.device))))
+
     def _resolve_backbone(self, device: torch.device) -> str:
         """``backbone`` with ``"auto"`` resolved for ``device``."""
         if self.backbone != "auto":
@@ -425,9 +437,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
 
         with seeded(self.random_state) as seed:
             module = self._build_module(images.channels, backbone, backbone_factory)
-            image_size = resolve_image_size(
-                self.image_size, images, getattr(module, "input_divisor", 1), getattr(module, "min_side", None)
-            )
+            image_size = resolve_image_size(self.image_size, (images.height, images.width), *_size_rule(module))
             seg_loss = call_with_accepted(loss_factory, gamma=self.gamma, dice_weight=self.dice_weight)
             sampler = call_with_accepted(sampler_factory, random_state=seed)
             train_rows, valid_rows = self._holdout(y, seed)
@@ -456,10 +466,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
 
         self.net_ = net
         self.backbone_ = backbone
-        self.classes_ = np.array([0, 1])
-        self.input_shape_ = images.image_shape
-        self.n_features_in_ = int(np.prod(images.image_shape))
-        self.image_size_ = image_size
+        self._set_input_attributes(images, image_size)
         self.input_mean_, self.input_std_ = mean, std
         self.n_parameters_ = {
             part: sum(p.numel() for p in getattr(module, part).parameters())

@@ -340,13 +340,10 @@ def test_gan_score_method_is_reachable(fitted_gan):
 def test_the_image_size_hint_is_a_value_its_own_check_accepts(divisor, min_side, size):
     """The GAN once suggested (10000, 24) for 10000x10 images, then refused 24 (not a multiple of 16)."""
     from skdefect._base import resolve_image_size
-    from skdefect._validation import check_images
-
-    images = check_images(np.zeros((1, *size), dtype=np.uint8))
     with pytest.raises(ValueError, match="set image_size") as info:
-        resolve_image_size(None, images, divisor, min_side)
+        resolve_image_size(None, size, divisor, min_side)
     hint = ast.literal_eval(re.search(r"image_size=(\(.*?\))", str(info.value)).group(1))
-    assert resolve_image_size(hint, images, divisor, min_side) == hint
+    assert resolve_image_size(hint, size, divisor, min_side) == hint
     assert all(h >= s for h, s in zip(hint, size, strict=True))
 
 
@@ -357,3 +354,23 @@ def test_the_gan_accepts_the_image_size_it_suggests():
     hint = ast.literal_eval(re.search(r"image_size=(\(.*?\))", str(info.value)).group(1))
     det = DualDiscriminatorGANDetector(epochs=1, width=0.25, image_size=hint, batch_size=4).fit(X)
     assert det.image_size_ == hint
+
+
+@pytest.mark.parametrize("kind", ["two_stage", "gan"])
+def test_images_scaled_unlike_the_training_images_warn(kind, recwarn):
+    """uint8 at fit, then float images divided by 255 twice: every value is in [0, 1], so only the
+    brightness seen at fit can tell. A few odd images among normal ones do not warn."""
+    X, y, masks = make_surface_defects(n_samples=24, image_shape=(32, 32), random_state=0)
+    det = (ConcentratedTwoStageDetector(width=0.25, seg_epochs=1, dec_epochs=1, batch_size=8, device="cpu")
+           .fit(X, y, masks=masks) if kind == "two_stage"
+           else DualDiscriminatorGANDetector(width=0.25, epochs=1, batch_size=8, device="cpu").fit(X, y))
+    lo, hi = det.brightness_range_
+    assert 0 <= lo <= hi <= 1
+    with pytest.warns(UserWarning, match="median image has mean intensity .* were these images scaled the same"):
+        det.decision_function(X.astype(np.float32) / 255 / 255)
+    recwarn.clear()
+    mixed = X.astype(np.float32) / 255
+    mixed[:3] /= 255
+    det.decision_function(mixed)
+    det.decision_function(X)
+    assert not [w for w in recwarn if "mean intensity" in str(w.message)]

@@ -199,7 +199,38 @@ def test_fit_says_how_labels_were_decided(folder, tmp_path, capsys):
     assert main(["fit", str(manifest), "--detector", "two-stage", "--out", str(tmp_path / "m.skdefect"),
                  "--image-size", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert f"4 images from the 'label' column, {len(derived)} derived from the masks ({n_def} of those defective" in err
+    assert (f"4 images from the 'label' column; {len(derived)} derived from the masks (defective: a mask with a "
+            f"defect pixel), {n_def} of those defective") in err
+
+
+def test_labels_come_from_the_folders_where_the_layout_tells_the_class(tmp_path, capsys):
+    """Magnetic tile's layout: MT_Free/ holds the normal images, the other folders beside it defective ones,
+    some with an empty mask; without a label column the folders decide (the masks would call those normal)."""
+    rng = np.random.default_rng(0)
+    rows = [["image", "mask"]]
+    for cls, n in (("MT_Free", 6), ("MT_Crack", 4), ("MT_Uneven", 4)):
+        (tmp_path / cls / "Imgs").mkdir(parents=True)
+        for i in range(n):
+            stem = f"{cls}/Imgs/exp1_num_{i}"
+            Image.fromarray(rng.integers(0, 255, (SIDE, SIDE), dtype=np.uint8)).save(tmp_path / f"{stem}.jpg")
+            mask = np.zeros((SIDE, SIDE), np.uint8)
+            if cls == "MT_Crack":
+                mask[4:8, 4:8] = 255
+            Image.fromarray(mask).save(tmp_path / f"{stem}.png")
+            rows.append([f"{stem}.jpg", f"{stem}.png"])
+    with open(tmp_path / "manifest.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    X, y, masks, sources = load_image_folder(tmp_path, (SIDE, SIDE), return_label_sources=True)
+    assert y.tolist() == [0] * 6 + [1] * 8 and set(sources) == {"folder"}
+    assert not masks[10:].any()  # MT_Uneven: defective, mask unknown
+    status = main(["fit", str(tmp_path), "--detector", "gan", "--out", str(tmp_path / "m.skdefect"), "--epochs", "1",
+                   "--param", "width=0.25", "--device", "cpu"])
+    assert status == 0
+    assert "14 from their folder (normal: good/, ok/, *_free/ ...; defective: the other folders beside it), " \
+           "8 of those defective" in capsys.readouterr().err
+    Image.fromarray(np.full((SIDE, SIDE), 255, np.uint8)).save(tmp_path / "MT_Free/Imgs/exp1_num_0.png")
+    with pytest.raises(ValueError, match="exp1_num_0.jpg is in a folder of normal images .* has defect pixels"):
+        load_image_folder(tmp_path, (SIDE, SIDE))
 
 
 def test_predict_skips_masks_that_sit_beside_their_images(model, folder, tmp_path, capsys):
@@ -367,3 +398,16 @@ def test_a_model_file_with_impossible_attributes_is_one_line(model, folder, tmp_
     bad = persistence._write(tmp_path / "bad.skdefect", cfg, ts)
     err = _exit_2(["evaluate", str(bad), str(folder), "--out", str(tmp_path / "o")], capsys)
     assert err.count("\n") == 1 and "image_size_ must be a pair" in err
+
+
+def test_fit_checks_the_networks_size_rule_before_reading_data(folder, tmp_path, capsys, monkeypatch):
+    """--image-size 40 does not suit the GAN (sides of multiples of 16): refused before any image is read."""
+    import skdefect.datasets._folder as folder_module
+
+    read = []
+    real = folder_module.read_image
+    monkeypatch.setattr(folder_module, "read_image", lambda path, color: read.append(path) or real(path, color))
+    err = _exit_2(["fit", str(folder), "--detector", "gan", "--out", str(tmp_path / "m.skdefect"),
+                   "--image-size", "40"], capsys)
+    assert "network needs sides divisible by 16" in err and "image_size=(48, 48)" in err
+    assert "checked before reading DATA" in err and read == []

@@ -470,3 +470,16 @@ def test_magnetic_tile_groups_follow_the_capture_sequence():
     assert groups.tolist() == [0, 0, 0, 1, 1, 2, 0]
     with pytest.raises(ValueError, match="cannot tell its tile"):
         magnetic_tile_groups(["A/tile.jpg"], ["A"])
+
+
+def test_folder_labels_rule():
+    from pathlib import PurePosixPath as P
+
+    from skdefect.datasets._folder import folder_labels
+
+    paths = [P("test/good/a.png"), P("test/crack/b.png"), P("train/good/c.png"), P("loose.png"), None]
+    assert folder_labels(paths) == [0, 1, 0, None, None]
+    assert folder_labels([P("MT_Free/Imgs/a.jpg"), P("MT_Fray/Imgs/b.jpg")]) == [0, 1]
+    assert folder_labels([P("ok/a.png"), P("x/normal/b.png")]) == [None, None]  # two depths: no rule
+    assert folder_labels([P("img/a.png"), P("img/b.png")]) == [None, None]  # nothing tells the class
+    assert folder_labels([P("goodness/a.png"), P("bad/b.png")]) == [None, None]  # whole names only

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,38 @@ class _Record:
     image: Path
     mask: Path | None  # None: no mask file (an all-normal mask unless the label says otherwise)
     label: int | None  # None: derive from the mask
+    source: str = "label"  # how ``label`` was decided: "label" (given) or "folder" (the folder's name)
+
+
+#: Folder names that mean "normal images" (case-insensitive): MVTec AD ``good``, Magnetic tile ``MT_Free``, ...
+NORMAL_FOLDER = re.compile(r"good|ok|normal|free|defect[-_ ]?free|non[-_ ]?defective|.+[-_ ]free", re.IGNORECASE)
+
+
+def _relative(entry: str, base: Path) -> PurePath | None:
+    """A manifest's image entry relative to the manifest's folder (None: an absolute path outside it)."""
+    path = PurePosixPath(entry.replace("\\", "/"))
+    if not path.is_absolute():
+        return path
+    try:
+        return PurePosixPath(Path(entry).relative_to(base).as_posix())
+    except ValueError:
+        return None
+
+
+def folder_labels(relative_paths: Sequence[PurePath | None]) -> list[int | None]:
+    """Labels that the folders of a manifest's images decide: 0 in a normal folder (:data:`NORMAL_FOLDER`),
+    1 in another folder at the same level; None where the layout says nothing.
+
+    The rule applies only when every normal-named folder sits at one depth below the manifest (e.g.
+    ``MT_Free/Imgs/x.jpg`` beside ``MT_Crack/Imgs/y.jpg``, depth 0); images less deep are left to their masks.
+    """
+    depths = {i for p in relative_paths if p is not None
+              for i, part in enumerate(p.parts[:-1]) if NORMAL_FOLDER.fullmatch(part)}
+    if len(depths) != 1:
+        return [None] * len(relative_paths)
+    (depth,) = depths
+    return [None if p is None or len(p.parts) - 1 <= depth else int(not NORMAL_FOLDER.fullmatch(p.parts[depth]))
+            for p in relative_paths]
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -132,7 +164,13 @@ def load_records(
                 raise ValueError(
                     f"mask {rec.mask} has shape {mask.shape} (H, W) but its image {rec.image} has shape {native}."
                 )
-        y[i] = rec.label if rec.label is not None else int(mask is not None and bool(mask.any()))
+        has_defect = mask is not None and bool(mask.any())
+        if rec.label == 0 and rec.source == "folder" and has_defect:
+            raise ValueError(
+                f"{rec.image} is in a folder of normal images ({rec.image.parent.name}) but its mask {rec.mask} "
+                "has defect pixels; give the image a 'label' cell in the manifest to decide"
+            )
+        y[i] = rec.label if rec.label is not None else int(has_defect)
         if has_masks:
             out_shape = image_shape if image_shape is not None else native
             masks.append(resize_mask(mask, image_shape) if mask is not None else np.zeros(out_shape, dtype=bool))
@@ -172,10 +210,15 @@ def _manifest_records(csv_path: Path) -> tuple[list[_Record], bool]:
     for line_no, row in enumerate(rows, start=2):
         if not row.get("image"):
             raise ValueError(f"manifest {csv_path}, line {line_no}: empty 'image' entry.")
+    by_folder = folder_labels([_relative(row["image"], base) for row in rows])
+    for line_no, (row, from_folder) in enumerate(zip(rows, by_folder, strict=True), start=2):
         mask = base / row["mask"] if row.get("mask") else None
         any_mask |= mask is not None
-        label = _parse_label(row["label"], f"{csv_path}, line {line_no}") if row.get("label") else None
-        records.append(_Record(base / row["image"], mask, label))
+        if row.get("label"):
+            label = _parse_label(row["label"], f"{csv_path}, line {line_no}")
+            records.append(_Record(base / row["image"], mask, label))
+        else:
+            records.append(_Record(base / row["image"], mask, from_folder, "folder"))
     return records, any_mask
 
 
@@ -190,12 +233,12 @@ def _mvtec_records(root: Path, split: str) -> list[_Record]:
             defect = defect_dir.name
             for image in _image_files(defect_dir):
                 if defect == "good":
-                    records.append(_Record(image, None, 0))
+                    records.append(_Record(image, None, 0, "folder"))
                     continue
                 mask = root / "ground_truth" / defect / f"{image.stem}_mask.png"
                 if not mask.is_file():
                     raise FileNotFoundError(f"MVTec AD layout: mask file not found: {mask} (for image {image}).")
-                records.append(_Record(image, mask, 1))
+                records.append(_Record(image, mask, 1, "folder"))
     return records
 
 
@@ -268,9 +311,13 @@ def load_image_folder(
         A CSV file (``path`` itself, or ``path/<manifest>``) with columns ``image``, ``mask`` and ``label``; paths
         are relative to the CSV's folder. ``mask`` may be empty on a row (no mask: an empty mask, or for a
         positive, a positive with unknown mask) and the column may be absent; ``label`` is 0/1 (also
-        true/false) and, where the column or a cell is missing, is derived from the mask (1 iff it has a pixel
-        above ``mask_threshold``; 0 without a mask). At least one of the two columns must exist. When no row
-        has a mask, ``masks`` is ``None``.
+        true/false). Where the column or a cell is missing, the folder decides when the layout tells the class:
+        images in a folder named like normal images (``good``, ``ok``, ``normal``, ``free``, ``*_free`` such
+        as Magnetic tile's ``MT_Free``; case-insensitive) are 0 and images in the other folders at the same
+        depth are 1, even with an empty mask (a defective image with an unknown mask); a normal-folder image
+        whose mask has defect pixels is a ``ValueError``. Otherwise the label is derived from the mask (1 iff
+        it has a pixel above ``mask_threshold``; 0 without a mask). At least one of the two columns must
+        exist. When no row has a mask, ``masks`` is ``None``.
     ``"mvtec"``
         An MVTec AD category folder: ``train/good/*.png``, ``test/<defect>/*.png`` and
         ``ground_truth/<defect>/<stem>_mask.png``. ``good`` images are normal with empty masks, every other
@@ -312,9 +359,9 @@ def load_image_folder(
     return_paths : bool, default=False
         If true, also return the image file paths.
     return_label_sources : bool, default=False
-        If true, also return how each label was decided: ``"label"`` (the manifest's ``label`` cell, or the
-        folder of an MVTec AD / KolektorSDD2 layout) or ``"mask"`` (derived from the mask: 1 iff it has a
-        defect pixel).
+        If true, also return how each label was decided: ``"label"`` (the manifest's ``label`` cell),
+        ``"folder"`` (the image's folder: MVTec AD ``good/``, or the folder rule of a manifest above) or
+        ``"mask"`` (derived from the mask: 1 iff it has a defect pixel).
 
     Returns
     -------
@@ -370,5 +417,5 @@ def load_image_folder(
     if return_paths:
         out += (np.array([str(r.image) for r in records]),)
     if return_label_sources:
-        out += (np.array(["label" if r.label is not None else "mask" for r in records]),)
+        out += (np.array([r.source if r.label is not None else "mask" for r in records]),)
     return out
