@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -234,7 +234,27 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         """
         return (self.decision_function(X) >= self.threshold_).astype(np.int64)
 
-    # -- model files (skdefect.persistence) --------------------------------------------
+    # -- model files (skdefect.persistence) and ONNX (skdefect.export) -----------------
+    #: Fitted attributes inference reads: a model file must hold them (:func:`skdefect.load`).
+    _inference_attributes: tuple[str, ...] = (
+        "classes_", "threshold_", "input_shape_", "image_size_", "n_features_in_", "n_parameters_"
+    )
+
+    def _modules_from_attributes(self, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
+        """The fitted networks' modules, untrained, by the skorch net's module names, from a model file's
+        fitted attributes (:func:`skdefect.load` builds them on the ``meta`` device first)."""
+        raise NotImplementedError
+
+    def _net_from_attributes(self, attrs: Mapping[str, Any], device: torch.device) -> Any:
+        """An initialised-to-be, untrained skorch net shaped like the fitted one (:func:`skdefect.load`)."""
+        raise NotImplementedError
+
+    def _export_graph(self) -> tuple[torch.nn.Module, str, str, dict[str, str]]:
+        """``(graph, score doc, map doc, extra metadata)`` for :func:`skdefect.export.export_onnx`: the graph maps
+        an image batch ``(n, C, H, W)`` in [0, 1] to ``(score (n,), map (n, H, W))`` with the estimator's own
+        scorer."""
+        raise NotImplementedError
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted detector to one model file (safetensors weights + JSON configuration).
 
@@ -270,7 +290,7 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         -------
         path : pathlib.Path
         """
-        from .persistence import export_onnx
+        from .export import export_onnx
 
         return export_onnx(self, path, opset=opset)
 

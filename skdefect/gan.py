@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from numbers import Integral, Real
 from typing import Any
@@ -93,6 +94,27 @@ class GANScorer(torch.nn.Module):
         else:
             scores = losses.l1_reconstruction_loss(x, x_hat)
         return scores, error_map
+
+
+class GANGraph(torch.nn.Module):
+    """image (n, C, H, W) in [0, 1] → (anomaly score (n,), reconstruction error per pixel (n, H, W)): the ONNX
+    graph. The detector's own inference graph (:meth:`DualDiscriminatorGANDetector.scorer`) between the
+    resizes."""
+
+    def __init__(self, estimator: DualDiscriminatorGANDetector) -> None:
+        from .export import Resize
+
+        super().__init__()
+        h, w, c = estimator.input_shape_
+        self.scorer = copy.deepcopy(estimator.scorer()).cpu().float().eval()
+        self.resize_in = Resize((h, w), estimator.image_size_, antialias=True)
+        with torch.no_grad():  # the anomaly map's resolution (the network's, or a quarter for patch_memory)
+            map_size = tuple(self.scorer(torch.zeros(2, c, *estimator.image_size_))[1].shape[-2:])
+        self.resize_out = Resize(map_size, (h, w), antialias=False)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores, error_map = self.scorer(self.resize_in(image))
+        return scores, self.resize_out(error_map)
 
 
 def _size_rule(generator: torch.nn.Module, discriminator: Callable[[], torch.nn.Module]) -> tuple[int, int]:
@@ -367,6 +389,25 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         if not hasattr(generator, "encode"):
             raise ValueError(f"generator {self.generator!r} has no encode(x) method (needed by the latent loss)")
         return generator, partial(call_with_accepted, disc_factory, in_channels=channels, width=self.width)
+
+    _inference_attributes = (*BaseDefectDetector._inference_attributes, "one_class_", "score_scale_",
+                             "sampler_indices_")
+
+    def _modules_from_attributes(self, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
+        generator, discriminator = self._build_modules(int(attrs["input_shape_"][2]))
+        modules = {"module": generator, "disc_normal": discriminator()}
+        if not attrs["one_class_"]:
+            modules["disc_anomalous"] = discriminator()
+        return modules
+
+    def _net_from_attributes(self, attrs: Mapping[str, Any], device: torch.device) -> DualGANNet:
+        generator, discriminator = self._build_modules(int(attrs["input_shape_"][2]))
+        return self._build_net(generator, discriminator, bool(attrs["one_class_"]), device, verbose=0)
+
+    def _export_graph(self) -> tuple[torch.nn.Module, str, str, dict[str, str]]:
+        return (GANGraph(self), "anomaly score, as decision_function",
+                "per-pixel reconstruction error at input resolution, as anomaly_map",
+                {"score_scale": repr(float(self.score_scale_))})
 
     def _size_rule(self, channels: int) -> tuple[int, int | None]:
         return _size_rule(*self._build_modules(channels))

@@ -1,4 +1,4 @@
-"""Safe model files (safetensors + JSON) and ONNX export of fitted detectors.
+"""Safe model files (safetensors + JSON) of fitted detectors (ONNX export: :mod:`skdefect.export`).
 
 A model file is one `safetensors <https://huggingface.co/docs/safetensors>`_ file:
 
@@ -14,43 +14,35 @@ A model file is one `safetensors <https://huggingface.co/docs/safetensors>`_ fil
 Loading parses that header and the raw tensor bytes only: no pickle, no import path read from
 the file, no code from the file runs. The estimator class comes from an allowlist, the networks
 are rebuilt through the plugin registry from the names in ``config``, and the weights are loaded
-into them. See ``docs/persistence.md`` for the rules (dropped parameters, version checks, the ONNX
-graph's inputs and outputs).
+into them; each estimator class says how it is rebuilt (``_inference_attributes``,
+``_modules_from_attributes``, ``_net_from_attributes``). See ``docs/persistence.md`` for the rules
+(dropped parameters, version checks).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import importlib
-import inspect
 import json
 import math
 import os
 import re
 import struct
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from ._io import atomic_write
-from .training.base import eager
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "SUFFIX",
     "SUPPORTED_FORMAT_VERSIONS",
-    "export_onnx",
     "load",
     "save_estimator",
 ]
@@ -76,74 +68,19 @@ def _skdefect_version() -> str:
 
 
 # -- what can be saved: the allowlist ---------------------------------------------------------------------------
-def _two_stage_modules(est: Any, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
-    """The fitted two-stage network's modules, untrained, by the net's module names."""
-    from ._base import resolve_plugin
-    from .plugins import get_backbone
+def _loadable_classes() -> dict[str, type]:
+    """The allowlist of classes a model file may name (imported here, never from a name in a file)."""
+    from .gan import DualDiscriminatorGANDetector
+    from .two_stage import ConcentratedTwoStageDetector
 
-    if est.backbone != "auto":  # the parameter names a network: it must exist and be the fitted one
-        resolve_plugin(get_backbone, est.backbone, "backbone")
-    backbone = str(attrs.get("backbone_", est.backbone))  # files written before "auto" name the backbone itself
-    if est.backbone not in ("auto", backbone):
-        raise ValueError(f"the file's backbone={est.backbone!r} contradicts its fitted backbone_={backbone!r}")
-    return {"module": est._build_module(int(attrs["input_shape_"][2]), backbone)}
-
-
-def _build_two_stage_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
-    """An initialised (untrained) :class:`~skdefect.training.TwoStageNet` shaped like the fitted one."""
-    return est._build_net(_two_stage_modules(est, attrs)["module"], device, verbose=0)
-
-
-def _gan_modules(est: Any, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
-    """The fitted GAN's generator and discriminators, untrained, by the net's module names."""
-    generator, discriminator = est._build_modules(int(attrs["input_shape_"][2]))
-    modules = {"module": generator, "disc_normal": discriminator()}
-    if not attrs["one_class_"]:
-        modules["disc_anomalous"] = discriminator()
-    return modules
-
-
-def _build_gan_net(est: Any, attrs: Mapping[str, Any], device: torch.device) -> Any:
-    """An initialised (untrained) :class:`~skdefect.training.gan.DualGANNet` shaped like the fitted one."""
-    generator, discriminator = est._build_modules(int(attrs["input_shape_"][2]))
-    return est._build_net(generator, discriminator, bool(attrs["one_class_"]), device, verbose=0)
-
-
-_COMMON_ATTRIBUTES = ("classes_", "threshold_", "input_shape_", "image_size_", "n_features_in_", "n_parameters_")
-
-
-@dataclass(frozen=True)
-class _Loadable:
-    """How :func:`load` rebuilds one estimator class: where it lives, its modules (built on the ``meta`` device
-    first, to compare shapes without allocating), its net, and the fitted attributes inference needs."""
-
-    module: str
-    modules: Callable[[Any, Mapping[str, Any]], dict[str, torch.nn.Module]]
-    build_net: Callable[[Any, Mapping[str, Any], torch.device], Any]
-    required: tuple[str, ...]
-
-
-_ESTIMATORS: dict[str, _Loadable] = {
-    "ConcentratedTwoStageDetector": _Loadable(
-        "skdefect.two_stage", _two_stage_modules, _build_two_stage_net,
-        (*_COMMON_ATTRIBUTES, "input_mean_", "input_std_"),
-    ),
-    "DualDiscriminatorGANDetector": _Loadable(
-        "skdefect.gan", _gan_modules, _build_gan_net,
-        (*_COMMON_ATTRIBUTES, "one_class_", "score_scale_", "sampler_indices_"),
-    ),
-}
-
-
-def _estimator_class(name: str) -> type:
-    return getattr(importlib.import_module(_ESTIMATORS[name].module), name)
+    return {cls.__name__: cls for cls in (ConcentratedTwoStageDetector, DualDiscriminatorGANDetector)}
 
 
 def _check_savable(estimator: Any) -> str:
-    name = type(estimator).__name__
-    if name not in _ESTIMATORS or type(estimator) is not _estimator_class(name):
+    name, classes = type(estimator).__name__, _loadable_classes()
+    if type(estimator) is not classes.get(name):
         raise TypeError(
-            f"only {', '.join(sorted(_ESTIMATORS))} can be saved to a skdefect model file; "
+            f"only {', '.join(sorted(classes))} can be saved to a skdefect model file; "
             f"got an instance of {type(estimator).__module__}.{type(estimator).__qualname__}"
         )
     check_is_fitted(estimator, "threshold_")
@@ -489,14 +426,13 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     meta, config, tensors = _read(path)
 
     _check_written_by(config.get("skdefect_version", "unknown"), path)
-    name = config.get("estimator")
-    if name not in _ESTIMATORS:
+    name, classes = config.get("estimator"), _loadable_classes()
+    if not isinstance(name, str) or name not in classes:
         raise ValueError(
             f"{path} names the estimator class {name!r}, which is not one skdefect loads "
-            f"(known: {', '.join(sorted(_ESTIMATORS))})"
+            f"(known: {', '.join(sorted(classes))})"
         )
-    cls = _estimator_class(name)
-    loadable = _ESTIMATORS[name]
+    cls = classes[name]
     try:
         params = {str(k): _from_json(v, {}) for k, v in dict(config["params"]).items()}
         attrs = {str(k): _from_json(v, tensors) for k, v in dict(config["attributes"]).items()}
@@ -511,7 +447,7 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     if unknown:
         raise ValueError(f"{path} sets parameters {unknown} that {name} of skdefect {_skdefect_version()} does not "
                          "have; load it with the skdefect version that wrote it")
-    missing_attrs = [a for a in loadable.required if a not in attrs]
+    missing_attrs = [a for a in cls._inference_attributes if a not in attrs]
     if missing_attrs:
         raise ValueError(f"{path} lacks the fitted attributes {missing_attrs} that {name} needs")
     _check_attributes(cls, attrs, path)
@@ -524,8 +460,8 @@ def load(path: str | os.PathLike[str], device: str = "cpu", compile: bool | str 
     estimator._validate_params()  # sklearn's constraints, as fit would check them
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):  # building networks draws random weights: keep the caller's RNG
-        _check_shapes_before_building(loadable, estimator, attrs, tensors, path)
-        net = loadable.build_net(estimator, attrs, dev)
+        _check_shapes_before_building(estimator, attrs, tensors, path)
+        net = estimator._net_from_attributes(attrs, dev)
         net.initialize()
     if sorted(net._modules) != sorted(modules):
         raise ValueError(f"{path} holds the modules {sorted(modules)}, but the net rebuilt from its configuration "
@@ -636,14 +572,14 @@ def _check_attributes(cls: type, attrs: Mapping[str, Any], path: Path) -> None:
 
 
 def _check_shapes_before_building(
-    loadable: _Loadable, estimator: Any, attrs: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], path: Path
+    estimator: Any, attrs: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], path: Path
 ) -> None:
     """Compare the file's tensors with the networks its configuration describes, built on the ``meta`` device
     (shapes without storage): a small file that describes a huge network is refused before anything is allocated.
     A plugin network that cannot be built without storage is left to the same check after building."""
     try:
         with torch.device("meta"):
-            modules = loadable.modules(estimator, attrs)
+            modules = estimator._modules_from_attributes(attrs)
     except ValueError:
         raise
     except Exception:  # noqa: BLE001 - a third-party network may not support the meta device
@@ -685,149 +621,3 @@ def _load_weights(net: Any, tensors: Mapping[str, torch.Tensor], path: Path) -> 
         state = {k[len(prefix):]: v.to(device) for k, v in tensors.items() if k.startswith(prefix)}
         module.load_state_dict(state, strict=True)
         module.eval()
-
-
-# -- ONNX -------------------------------------------------------------------------------------------------------
-def _resize_matrix(n_in: int, n_out: int, antialias: bool) -> torch.Tensor:
-    """``(n_out, n_in)`` matrix of the 1-D bilinear resize ``F.interpolate`` does along one axis.
-
-    Bilinear resizing (with or without antialiasing) is linear and separable, so resizing an
-    image is ``A_h @ x @ A_w.T``: a MatMul in ONNX, identical in every runtime.
-    """
-    # the other axis is 2 wide and kept: torch's antialiasing kernel special-cases a side of 1
-    basis = torch.eye(n_in).view(n_in, 1, n_in, 1).expand(n_in, 1, n_in, 2).contiguous()
-    out = F.interpolate(basis, size=(n_out, 2), mode="bilinear", align_corners=False, antialias=antialias)
-    return out[:, 0, :, 0].T.contiguous()
-
-
-class _Resize(nn.Module):
-    def __init__(self, size_in: tuple[int, int], size_out: tuple[int, int], antialias: bool) -> None:
-        super().__init__()
-        self.identity = tuple(size_in) == tuple(size_out)
-        self.register_buffer("rows", _resize_matrix(size_in[0], size_out[0], antialias))
-        self.register_buffer("cols_t", _resize_matrix(size_in[1], size_out[1], antialias).T.contiguous())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.identity:
-            return x
-        return torch.matmul(torch.matmul(self.rows, x), self.cols_t)
-
-
-class _TwoStageGraph(nn.Module):
-    """image (n, C, H, W) in [0, 1] → (image score (n,), P(defect) per pixel (n, H, W)).
-
-    The detector's own inference graph (:meth:`ConcentratedTwoStageDetector.scorer`) between the input
-    normalisation and the resizes."""
-
-    def __init__(self, estimator: Any) -> None:
-        super().__init__()
-        h, w, c = estimator.input_shape_
-        self.scorer = copy.deepcopy(estimator.scorer()).cpu().float().eval()
-        self.resize_in = _Resize((h, w), estimator.image_size_, antialias=True)
-        self.register_buffer("mean", torch.as_tensor(np.asarray(estimator.input_mean_, np.float32)).view(1, c, 1, 1))
-        self.register_buffer("std", torch.as_tensor(np.asarray(estimator.input_std_, np.float32)).view(1, c, 1, 1))
-        with torch.no_grad():  # the segmentation map's resolution (the input's, or a fraction of it)
-            seg_size = tuple(self.scorer(torch.zeros(2, c, *estimator.image_size_))[1].shape[-2:])
-        self.resize_out = _Resize(seg_size, (h, w), antialias=False)
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = (self.resize_in(image) - self.mean) / self.std
-        score, seg = self.scorer(x)
-        return score, self.resize_out(seg).sigmoid()[:, 0]
-
-
-class _GANGraph(nn.Module):
-    """image (n, C, H, W) in [0, 1] → (anomaly score (n,), reconstruction error per pixel (n, H, W)).
-
-    The detector's own inference graph (:meth:`DualDiscriminatorGANDetector.scorer`) between the resizes."""
-
-    def __init__(self, estimator: Any) -> None:
-        super().__init__()
-        h, w, c = estimator.input_shape_
-        self.scorer = copy.deepcopy(estimator.scorer()).cpu().float().eval()
-        self.resize_in = _Resize((h, w), estimator.image_size_, antialias=True)
-        with torch.no_grad():  # the anomaly map's resolution (the network's, or a quarter for patch_memory)
-            map_size = tuple(self.scorer(torch.zeros(2, c, *estimator.image_size_))[1].shape[-2:])
-        self.resize_out = _Resize(map_size, (h, w), antialias=False)
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores, error_map = self.scorer(self.resize_in(image))
-        return scores, self.resize_out(error_map)
-
-
-_GRAPHS: dict[str, tuple[type[nn.Module], str]] = {
-    "ConcentratedTwoStageDetector": (_TwoStageGraph, "image score (the decision logit), as decision_function"),
-    "DualDiscriminatorGANDetector": (_GANGraph, "anomaly score, as decision_function"),
-}
-_MAPS = {
-    "ConcentratedTwoStageDetector": "per-pixel defect probability at input resolution, as segment",
-    "DualDiscriminatorGANDetector": "per-pixel reconstruction error at input resolution, as anomaly_map",
-}
-
-
-def export_onnx(estimator: Any, path: str | os.PathLike[str], *, opset: int = 17) -> Path:
-    """Export a fitted detector's inference path to ONNX (see :meth:`BaseDefectDetector.to_onnx`).
-
-    Parameters
-    ----------
-    estimator : ConcentratedTwoStageDetector or DualDiscriminatorGANDetector
-        A fitted detector.
-    path : str or os.PathLike
-        The ``.onnx`` file to write.
-    opset : int, default=17
-        ONNX opset, at least 13.
-
-    Returns
-    -------
-    path : pathlib.Path
-    """
-    path = _check_path(path)
-    name = _check_savable(estimator)
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
-        raise TypeError(f"opset must be an int (e.g. 17), got {type(opset).__name__}")
-    if opset < 13:
-        raise ValueError(f"opset must be at least 13, got {opset}")
-    try:
-        import onnx
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise ImportError("to_onnx needs the onnx package: pip install 'skdefect[onnx]'") from None
-
-    graph_cls, score_doc = _GRAPHS[name]
-    graph = graph_cls(estimator).eval()
-    h, w, c = estimator.input_shape_
-    example = torch.rand(2, c, h, w, generator=torch.Generator().manual_seed(0))
-    kwargs: dict[str, Any] = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # the TorchScript exporter: no onnxscript needed, Resize-free graph either way
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with torch.no_grad(), warnings.catch_warnings(), eager(graph):  # the tracer needs the Python forward
-            warnings.simplefilter("ignore")  # tracer and deprecation chatter
-            torch.onnx.export(
-                graph, (example,), tmp, input_names=["image"], output_names=["score", "map"],
-                dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}, "map": {0: "batch"}},
-                opset_version=int(opset), do_constant_folding=True, **kwargs,
-            )
-        model = onnx.load(tmp)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    model.doc_string = (
-        f"skdefect {_skdefect_version()} {name}. Input 'image': float32 (batch, {c}, {h}, {w}) in [0, 1] "
-        f"(uint8 images divided by 255, channels first). Outputs 'score': (batch,) {score_doc}; predict is "
-        f"score >= threshold. 'map': (batch, {h}, {w}) {_MAPS[name]}."
-    )
-    props = {
-        "skdefect_version": _skdefect_version(),
-        "estimator": name,
-        "threshold": repr(float(estimator.threshold_)),
-        "input_shape": json.dumps([c, h, w]),
-        "image_size": json.dumps(list(estimator.image_size_)),
-    }
-    if name == "DualDiscriminatorGANDetector":
-        props["score_scale"] = repr(float(estimator.score_scale_))
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    return atomic_write(path, model.SerializeToString())  # a failed re-export leaves the earlier file whole

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
@@ -56,6 +58,31 @@ class TwoStageScorer(torch.nn.Module):
             return seg.float().amax(dim=(1, 2, 3)), seg.float()
         seg, logit = self.module(x)
         return logit.float(), seg.float()
+
+
+class TwoStageGraph(torch.nn.Module):
+    """image (n, C, H, W) in [0, 1] → (image score (n,), P(defect) per pixel (n, H, W)): the ONNX graph.
+
+    The detector's own inference graph (:meth:`ConcentratedTwoStageDetector.scorer`) between the input
+    normalisation and the resizes."""
+
+    def __init__(self, estimator: ConcentratedTwoStageDetector) -> None:
+        from .export import Resize
+
+        super().__init__()
+        h, w, c = estimator.input_shape_
+        self.scorer = copy.deepcopy(estimator.scorer()).cpu().float().eval()
+        self.resize_in = Resize((h, w), estimator.image_size_, antialias=True)
+        self.register_buffer("mean", torch.as_tensor(np.asarray(estimator.input_mean_, np.float32)).view(1, c, 1, 1))
+        self.register_buffer("std", torch.as_tensor(np.asarray(estimator.input_std_, np.float32)).view(1, c, 1, 1))
+        with torch.no_grad():  # the segmentation map's resolution (the input's, or a fraction of it)
+            seg_size = tuple(self.scorer(torch.zeros(2, c, *estimator.image_size_))[1].shape[-2:])
+        self.resize_out = Resize(seg_size, (h, w), antialias=False)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (self.resize_in(image) - self.mean) / self.std
+        score, seg = self.scorer(x)
+        return score, self.resize_out(seg).sigmoid()[:, 0]
 
 
 def input_statistics(
@@ -358,6 +385,23 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
                 "to learn; give at least one pixel mask (empty masks of defective images mean 'unknown')"
             )
         return images, y, masks
+
+    _inference_attributes = (*BaseDefectDetector._inference_attributes, "input_mean_", "input_std_")
+
+    def _modules_from_attributes(self, attrs: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
+        if self.backbone != "auto":  # the parameter names a network: it must exist and be the fitted one
+            resolve_plugin(get_backbone, self.backbone, "backbone")
+        backbone = str(attrs.get("backbone_", self.backbone))  # files written before "auto" name the backbone
+        if self.backbone not in ("auto", backbone):
+            raise ValueError(f"the file's backbone={self.backbone!r} contradicts its fitted backbone_={backbone!r}")
+        return {"module": self._build_module(int(attrs["input_shape_"][2]), backbone)}
+
+    def _net_from_attributes(self, attrs: Mapping[str, Any], device: torch.device) -> TwoStageNet:
+        return self._build_net(self._modules_from_attributes(attrs)["module"], device, verbose=0)
+
+    def _export_graph(self) -> tuple[torch.nn.Module, str, str, dict[str, str]]:
+        return (TwoStageGraph(self), "image score (the decision logit), as decision_function",
+                "per-pixel defect probability at input resolution, as segment", {})
 
     def _size_rule(self, channels: int) -> tuple[int, int | None]:
         return _size_rule(self._build_module(channels, self._resolve_backbone(resolve_device(self.device))))
