@@ -47,7 +47,10 @@ __all__ = [
     "check_images",
     "check_labels",
     "check_masks",
+    "check_brightness",
     "check_unit_range",
+    "describe",
+    "image_brightness",
 ]
 
 #: Number of images read at a time by the chunked checks (finiteness of images, mask conversion).
@@ -60,7 +63,7 @@ _NUMERIC_KINDS = "buif"
 # ----------------------------------------------------------------------------------------------------------
 # small helpers
 # ----------------------------------------------------------------------------------------------------------
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     """Describe what was received: shape and dtype for arrays, the type name otherwise."""
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
@@ -114,11 +117,11 @@ def _as_array(value: Any, arg: str, what: str) -> np.ndarray:
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{arg} must hold numbers (bool, integer or float) but has dtype object with non-numeric "
-                f"entries ({exc}); got {_describe(array)}."
+                f"entries ({exc}); got {describe(array)}."
             ) from exc
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
-            f"{arg} must have a boolean, integer or floating dtype; got {_describe(array)}."
+            f"{arg} must have a boolean, integer or floating dtype; got {describe(array)}."
         )
     return array
 
@@ -379,7 +382,7 @@ def check_images(
     expected = "images (n, H, W), (n, H, W, C) with C in {1, 3}, or flattened (n, H*W*C) with image_shape"
     array = _as_array(X, arg, "images")
     if array.ndim >= 1 and array.shape[0] == 0:
-        raise ValueError(f"{arg} is empty: it must contain at least one image; got {_describe(array)}.")
+        raise ValueError(f"{arg} is empty: it must contain at least one image; got {describe(array)}.")
     shape_arg = None if image_shape is None else check_image_shape(image_shape)
 
     if array.ndim == 2:
@@ -406,23 +409,23 @@ def check_images(
                 hint = f" It looks channels-first; use {arg}.transpose(0, 2, 3, 1) to get (n, H, W, C)."
             raise ValueError(
                 f"{arg} has {channels} channels in its last axis; expected 1 or 3 (grayscale or RGB) in "
-                f"layout (n, H, W, C); got {_describe(array)}.{hint}"
+                f"layout (n, H, W, C); got {describe(array)}.{hint}"
             )
         shape = (int(array.shape[1]), int(array.shape[2]), channels)
     else:
-        raise ValueError(f"{arg} must be {expected}; got {array.ndim}-D {_describe(array)}.")
+        raise ValueError(f"{arg} must be {expected}; got {array.ndim}-D {describe(array)}.")
 
     if shape[0] < 2 or shape[1] < 2:
         raise ValueError(
             f"{arg} must hold images of at least 2x2 pixels; got images of (H, W) = {shape[:2]} "
-            f"from {_describe(array)}."
+            f"from {describe(array)}."
         )
     if shape_arg is not None and array.ndim != 2:
         given = tuple(image_shape)  # type: ignore[arg-type]
         if shape[:2] != shape_arg[:2] or (len(given) == 3 and shape[2] != shape_arg[2]):
             raise ValueError(
                 f"image_shape={given!r} does not match {arg}: its images have shape (H, W, C) = {shape} "
-                f"({_describe(array)})."
+                f"({describe(array)})."
             )
     if check_finite and array.dtype.kind == "f":
         _check_finite(array, arg)
@@ -566,7 +569,7 @@ def check_masks(masks: Any, images: ImageData, *, arg: str = "masks") -> np.ndar
     elif array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     elif array.ndim != 3:
-        raise ValueError(f"{arg} must have shape {expected}; got {_describe(array)}.")
+        raise ValueError(f"{arg} must have shape {expected}; got {describe(array)}.")
     if array.shape[1:] != (height, width):
         raise ValueError(
             f"{arg} must have the spatial shape (H, W) = {(height, width)} of {x_arg}; got {arg} of "
@@ -584,7 +587,7 @@ def check_masks(masks: Any, images: ImageData, *, arg: str = "masks") -> np.ndar
             first = start + int(np.flatnonzero(np.isnan(chunk).reshape(chunk.shape[0], -1).any(axis=1))[0])
             raise ValueError(
                 f"{arg} must be binary (bool, {{0, 1}} or {{0, 255}}); got NaN in mask {first} "
-                f"({_describe(array)})."
+                f"({describe(array)})."
             )
         is_zero = chunk == 0
         is_one = chunk == 1
@@ -599,12 +602,12 @@ def check_masks(masks: Any, images: ImageData, *, arg: str = "masks") -> np.ndar
         values = sorted(offending)[:5]
         raise ValueError(
             f"{arg} must be binary: bool, {{0, 1}} or {{0, 255}}; got other values such as {values} "
-            f"({_describe(array)})."
+            f"({describe(array)})."
         )
     if seen_one and seen_255:
         raise ValueError(
             f"{arg} must be binary: bool, {{0, 1}} or {{0, 255}}; got a mix of the values 0, 1 and 255 "
-            f"({_describe(array)})."
+            f"({describe(array)})."
         )
     return out
 
@@ -656,7 +659,7 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
         array = array[:, 0]
     if array.ndim != 1:
         raise ValueError(
-            f"{arg} must be 1-D of shape (n_samples,) or (n_samples, 1); got {_describe(array)}."
+            f"{arg} must be 1-D of shape (n_samples,) or (n_samples, 1); got {describe(array)}."
         )
     if array.shape[0] != n_samples:
         raise ValueError(
@@ -669,7 +672,7 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
         first = int(np.flatnonzero(np.isnan(array))[0])
         raise ValueError(
             f"{arg} must be binary with 0 = normal and 1 = defective; got NaN at index {first} "
-            f"({_describe(array)})."
+            f"({describe(array)})."
         )
     binary = (array == 0) | (array == 1)
     if not binary.all():
@@ -677,7 +680,7 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
         shown = values if len(values) <= 10 else [*values[:10], "..."]
         raise ValueError(
             f"{arg} must be binary with 0 = normal and 1 = defective; got values {shown} "
-            f"({_describe(array)})."
+            f"({describe(array)})."
         )
     return array.astype(np.int64)
 

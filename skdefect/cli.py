@@ -138,8 +138,7 @@ def _load_data(
     args: argparse.Namespace, image_shape: tuple[int, int] | None, color: str, *, allow_unlabelled: bool
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[Path]]:
     """Read DATA: ``(X, y, masks, paths)``; ``y`` is None for a plain folder of images (predict only)."""
-    from .datasets import load_image_folder
-    from .datasets._folder import IMAGE_EXTENSIONS, _detect_layout, _image_files, _Record, load_records, split_masks
+    from .datasets import IMAGE_EXTENSIONS, detect_layout, list_images, load_image_folder, read_images
 
     path = _check_data_path(args.data)
     plain: list[Path] | None = None
@@ -148,9 +147,9 @@ def _load_data(
             plain = [path]
         elif path.is_dir():
             try:
-                _detect_layout(path, "manifest.csv")
+                detect_layout(path)
             except ValueError:
-                plain, mask_files = split_masks(_image_files(path))
+                plain, mask_files = list_images(path)
                 if mask_files:
                     print(f"DATA {path}: {_plural(len(mask_files), 'mask file')} beside the images skipped "
                           f"(names ending in _GT, _mask, ... or a .png beside a same-named .jpg), e.g. "
@@ -161,9 +160,7 @@ def _load_data(
                         "MVTec AD or KolektorSDD2 layout"
                     ) from None
     if plain is not None:
-        records = [_Record(p, None, 0) for p in plain]
-        X, _, _ = load_records(records, image_shape, color, 127, has_masks=False)
-        return X, None, None, plain
+        return read_images(plain, image_shape, color=color), None, None, plain
     X, y, masks, paths, sources = load_image_folder(
         path, image_shape, layout=args.layout, color=color, split=args.split, return_paths=True,
         return_label_sources=True,

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._validation import describe
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -95,19 +97,13 @@ def _figure_and_axes(
 # ----------------------------------------------------------------------------------------------------------
 # input checks
 # ----------------------------------------------------------------------------------------------------------
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"array of shape {value.shape} and dtype {value.dtype}"
-    return type(value).__name__
-
-
 def _numeric(value: Any, arg: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{arg} must be a numeric array; could not convert it ({exc}).") from exc
     if arr.dtype.kind not in "buif":
-        raise TypeError(f"{arg} must be a numeric array (bool, int or float); got {_describe(value)}.")
+        raise TypeError(f"{arg} must be a numeric array (bool, int or float); got {describe(value)}.")
     return arr
 
 
@@ -117,7 +113,7 @@ def _check_image(image: Any, arg: str = "image") -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or min(arr.shape[:2]) < 1:
-        raise ValueError(f"{arg} must have shape (H, W), (H, W, 1) or (H, W, 3); got {_describe(np.asarray(image))}.")
+        raise ValueError(f"{arg} must have shape (H, W), (H, W, 1) or (H, W, 3); got {describe(np.asarray(image))}.")
     return arr
 
 
@@ -128,10 +124,10 @@ def _check_images(images: Any, arg: str = "images") -> np.ndarray:
         arr = arr[..., 0]
     if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] == 3)):
         raise ValueError(
-            f"{arg} must have shape (n, H, W), (n, H, W, 1) or (n, H, W, 3); got {_describe(np.asarray(images))}."
+            f"{arg} must have shape (n, H, W), (n, H, W, 1) or (n, H, W, 3); got {describe(np.asarray(images))}."
         )
     if len(arr) == 0:
-        raise ValueError(f"{arg} must hold at least one image; got {_describe(arr)}.")
+        raise ValueError(f"{arg} must hold at least one image; got {describe(arr)}.")
     return arr
 
 
@@ -139,7 +135,7 @@ def _check_map(heat: Any, shape: tuple[int, int], arg: str, image_arg: str) -> n
     arr = _numeric(heat, arg).astype(np.float64)
     if arr.shape != shape:
         raise ValueError(
-            f"{arg} must have the (H, W) shape of {image_arg}, {shape}; got {_describe(np.asarray(heat))}."
+            f"{arg} must have the (H, W) shape of {image_arg}, {shape}; got {describe(np.asarray(heat))}."
         )
     if not np.isfinite(arr).all():
         raise ValueError(f"{arg} must be finite; it holds NaN or infinite values.")
@@ -152,7 +148,7 @@ def _check_stack(values: Any, n: int, shape: tuple[int, int], arg: str) -> np.nd
         arr = arr[..., 0]
     if arr.shape != (n, *shape):
         raise ValueError(
-            f"{arg} must have shape (n, H, W) = {(n, *shape)} to match images; got {_describe(np.asarray(values))}."
+            f"{arg} must have shape (n, H, W) = {(n, *shape)} to match images; got {describe(np.asarray(values))}."
         )
     return arr
 
@@ -163,7 +159,7 @@ def _check_vector(values: Any, n: int, arg: str, n_arg: str = "images") -> np.nd
         arr = arr[:, 0]
     if arr.ndim != 1 or len(arr) != n:
         raise ValueError(
-            f"{arg} must have shape (n,) with n = {n} (one per {n_arg}); got {_describe(np.asarray(values))}."
+            f"{arg} must have shape (n,) with n = {n} (one per {n_arg}); got {describe(np.asarray(values))}."
         )
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
@@ -176,7 +172,7 @@ def _check_binary(y: Any, arg: str = "y") -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(f"{arg} must have shape (n,); got {_describe(np.asarray(y))}.")
+        raise ValueError(f"{arg} must have shape (n,); got {describe(np.asarray(y))}.")
     values = np.unique(arr)
     if not np.isin(values, [0, 1]).all():
         raise ValueError(f"{arg} must hold 0 (normal) and 1 (defective) only; got values {values[:10].tolist()}.")

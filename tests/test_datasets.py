@@ -483,3 +483,22 @@ def test_folder_labels_rule():
     assert folder_labels([P("ok/a.png"), P("x/normal/b.png")]) == [None, None]  # two depths: no rule
     assert folder_labels([P("img/a.png"), P("img/b.png")]) == [None, None]  # nothing tells the class
     assert folder_labels([P("goodness/a.png"), P("bad/b.png")]) == [None, None]  # whole names only
+
+
+def test_plain_folder_entry_points(tmp_path):
+    from PIL import Image
+
+    from skdefect.datasets import detect_layout, list_images, read_images
+
+    for name in ("b10.jpg", "b2.jpg", "b2.png", "c_mask.png", "c.png"):
+        Image.fromarray(np.full((12, 16), 7, np.uint8)).save(tmp_path / name)
+    images, masks = list_images(tmp_path)
+    assert [p.name for p in images] == ["b2.jpg", "b10.jpg", "c.png"]
+    assert sorted(p.name for p in masks) == ["b2.png", "c_mask.png"]
+    X = read_images(images, (8, 8), color="rgb")
+    assert X.shape == (3, 8, 8, 3) and X.dtype == np.uint8
+    assert read_images(images, None).shape == (3, 12, 16)
+    with pytest.raises(ValueError, match="could not recognise"):
+        detect_layout(tmp_path)
+    (tmp_path / "manifest.csv").write_text("image,label\nb2.jpg,0\n")
+    assert detect_layout(tmp_path) == "manifest"

@@ -31,7 +31,7 @@ argument, ``$SKDEFECT_DATASETS``, or a ``shared/datasets`` folder above the work
 """
 
 from ._elpv import load_elpv
-from ._folder import IMAGE_EXTENSIONS, LAYOUTS, load_image_folder
+from ._folder import IMAGE_EXTENSIONS, LAYOUTS, detect_layout, list_images, load_image_folder, read_images
 from ._mnist import load_mnist_oneclass
 from ._shared import ENV_VAR, find_shared_dataset, get_data_home, load_crackforest, load_magnetic_tile
 from ._synthetic import DEFECT_KINDS, TEXTURES, make_surface_defects
@@ -42,12 +42,15 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LAYOUTS",
     "TEXTURES",
+    "detect_layout",
     "find_shared_dataset",
     "get_data_home",
+    "list_images",
     "load_crackforest",
     "load_elpv",
     "load_image_folder",
     "load_magnetic_tile",
     "load_mnist_oneclass",
     "make_surface_defects",
+    "read_images",
 ]

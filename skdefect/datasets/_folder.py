@@ -22,7 +22,7 @@ from ._common import (
     resize_mask,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "LAYOUTS", "load_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "LAYOUTS", "detect_layout", "list_images", "load_image_folder", "read_images"]
 
 #: File extensions read as images (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -289,6 +289,69 @@ def _detect_layout(path: Path, manifest: str) -> str:
         "(layout='manifest'), train/good/ or ground_truth/ (layout='mvtec'), or NNNNN.png + NNNNN_GT.png files "
         "directly or in train/ or test/ (layout='kolektorsdd2')."
     )
+
+
+def detect_layout(path: str | os.PathLike[str], manifest: str = "manifest.csv") -> str:
+    """The layout :func:`load_image_folder` recognises at ``path`` with ``layout="auto"``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A CSV file or a folder.
+    manifest : str, default="manifest.csv"
+        File name of a manifest inside ``path``.
+
+    Returns
+    -------
+    layout : {"manifest", "mvtec", "kolektorsdd2"}
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is none of them (a plain folder of images, say: see :func:`list_images`).
+    """
+    return _detect_layout(Path(path), manifest)
+
+
+def list_images(folder: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+    """The image files of a plain folder (not recursive, natural order) and the mask files beside them.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder of images (:data:`IMAGE_EXTENSIONS`).
+
+    Returns
+    -------
+    images : list of pathlib.Path
+    masks : list of pathlib.Path
+        Files recognised as masks by the loaders' rules (names ending in ``_GT``, ``_mask`` ..., or a
+        ``.png``/``.bmp`` beside a same-named image of another format), left out of ``images``.
+    """
+    return split_masks(_image_files(Path(folder)))
+
+
+def read_images(
+    paths: Sequence[str | os.PathLike[str]], image_shape: tuple[int, int] | None = (128, 128), *, color: str = "gray"
+) -> np.ndarray:
+    """Read image files (no labels, no masks) into one array, with :func:`load_image_folder`'s resizing rules.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Image files.
+    image_shape : tuple of (int, int) or None, default=(128, 128)
+        Output ``(H, W)``; None keeps the native size, which must then be common to all images.
+    color : {"gray", "rgb"}, default="gray"
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (n, H, W) or (n, H, W, 3)
+    """
+    records = [_Record(Path(p), None, 0) for p in paths]
+    X, _, _ = load_records(records, check_image_shape(image_shape, allow_none=True), check_color(color), 127,
+                           has_masks=False)
+    return X
 
 
 def load_image_folder(
