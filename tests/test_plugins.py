@@ -342,3 +342,26 @@ def test_plugins_that_break_the_contract_are_named(kw, exc, message):
             det.predict(X)
     finally:
         manager.unregister("broken_test")
+
+
+def test_every_registered_plugin_fits_its_role_in_the_contract():
+    """hookspecs.py declares each role as a Protocol; every registered factory (built-in and the installed
+    third-party package) builds an object of its role."""
+    from skdefect.plugins import call_with_accepted, hookspecs, list_plugins
+
+    roles = {"wang2022": hookspecs.TwoStageBackbone, "wang2022_features": hookspecs.TwoStageBackbone,
+             "segdec": hookspecs.TwoStageBackbone, "unet_generator": hookspecs.Generator,
+             "patch_discriminator": hookspecs.Discriminator}
+    checked = set()
+    for entry in list_plugins():
+        product = call_with_accepted(entry.factory, in_channels=1, width=0.25, random_state=0)
+        if entry.kind == "loss":
+            assert isinstance(product, hookspecs.PixelLoss), entry.name
+        elif entry.kind == "sampler":
+            assert isinstance(product, hookspecs.Sampler), entry.name
+        elif entry.name in roles:
+            assert isinstance(product, roles[entry.name]), entry.name
+        else:
+            continue
+        checked.add(entry.kind)
+    assert checked == {"loss", "sampler", "backbone"}

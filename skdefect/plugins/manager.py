@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .hookspecs import call_with_accepted, ignored_arguments, needs_features
 
 __all__ = [
     "PluginEntry",
@@ -221,30 +221,3 @@ def get_backbone(name: str) -> Callable[..., Any]:
 def list_plugins() -> list[PluginEntry]:
     """Every registered name, by kind then name."""
     return list(get_plugin_manager())
-
-
-def needs_features(sampler: Any) -> bool:
-    """Whether a sampler asked for image features (its ``needs_features`` attribute is true)."""
-    return bool(getattr(sampler, "needs_features", False))
-
-
-def ignored_arguments(factory: Callable[..., Any], names: Iterable[str]) -> list[str]:
-    """The ``names`` that :func:`call_with_accepted` would not pass to ``factory``."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return list(names)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    return [n for n in names if n not in params]
-
-
-def call_with_accepted(factory: Callable[..., Any], **offered: Any) -> Any:
-    """Call ``factory`` with the offered keyword arguments its signature accepts."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # builtins without a signature: offer nothing
-        return factory()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return factory(**offered)
-    return factory(**{k: v for k, v in offered.items() if k in params})
