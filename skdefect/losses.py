@@ -22,15 +22,12 @@ Sources (see ``REFERENCE.md``):
   :func:`l1_reconstruction_loss` (Eq. 2), :func:`patch_loss` (Eq. 3),
   :func:`latent_loss` (Eq. 4), :func:`lsgan_generator_loss` (Eq. 5-6),
   :func:`anomaly_adversarial_loss` (Eq. 7), :func:`abc_loss` (Eq. 8).
-* SegDecNet (Božič et al. 2021) segmentation targets: :func:`dilate_mask`,
-  :func:`downsample_target`, :func:`distance_transform_weights`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -51,9 +48,6 @@ __all__ = [
     "patch_loss",
     "latent_loss",
     "abc_loss",
-    "dilate_mask",
-    "downsample_target",
-    "distance_transform_weights",
 ]
 
 BaseLoss = Callable[[Tensor, Tensor], Tensor]
@@ -232,7 +226,7 @@ def bce_with_logits(
         Weight of the positive term, as in PyTorch.
     pixel_weight : Tensor, optional
         Non-negative per-pixel weights, broadcastable to ``logits`` (e.g.
-        :func:`distance_transform_weights`). The result is then the weighted
+        SegDecNet's distance-transform weights). The result is then the weighted
         mean ``Σ w·ℓ / Σ w`` per image (0 for an image whose weights are all 0).
         SegDecNet's reference takes the plain mean of ``w·ℓ`` instead, which
         differs by the per-image factor ``mean(w)``.
@@ -606,114 +600,3 @@ def abc_loss(x: Tensor, x_hat: Tensor, eps: float = 1e-6) -> Tensor:
         raise ValueError(f"eps must be > 0, got {eps}")
     a = _mean_abs_error(x, x_hat).clamp_min(eps)
     return -torch.log(-torch.expm1(-a))
-
-
-# --------------------------------------------------------- SegDecNet target helpers
-
-
-def dilate_mask(mask: Tensor, kernel_size: int) -> Tensor:
-    """Dilate a mask with a ``kernel_size × kernel_size`` square (SegDecNet's recipe).
-
-    Max pooling at stride 1 with 'same' padding (the image border counts as
-    background). With an even kernel a positive pixel spreads ``k // 2`` pixels
-    down / right and ``k // 2 − 1`` up / left, like :func:`cv2.dilate` with its
-    default anchor.
-
-    Parameters
-    ----------
-    mask : Tensor
-        Shape ``(n, 1, H, W)`` (or ``(n, H, W)``); bool / integer masks become float.
-    kernel_size : int
-        Side of the square; ``<= 1`` returns ``mask`` unchanged.
-
-    Returns
-    -------
-    Tensor
-        Same shape as ``mask``.
-    """
-    if kernel_size <= 1:
-        return mask
-    m = _as_4d(_float_mask(mask))
-    lo, hi = kernel_size // 2, (kernel_size - 1) // 2
-    padded = F.pad(m, (lo, hi, lo, hi), value=float("-inf"))
-    return F.max_pool2d(padded, kernel_size, stride=1).reshape(mask.shape)
-
-
-def downsample_target(mask: Tensor, factor: int = 8) -> Tensor:
-    """Soft segmentation target at ``1 / factor`` resolution, by area averaging.
-
-    Output size ``(max(1, H // factor), max(1, W // factor))``: the floor matches
-    a stack of stride-2 max-pools (SegDecNet's three give ``H // 8``). Adaptive
-    average pooling fills it, so every input pixel counts: when a side is not
-    divisible by ``factor`` the bins are ``factor`` or ``factor + 1`` pixels wide
-    (neighbouring bins may share a pixel), and a defect in the last rows is not
-    dropped. SegDecNet's reference instead averages overlapping 17×17 windows at
-    stride 8 over a reflection-padded mask (a smoother target of size
-    ``ceil(H / 8)``).
-
-    Parameters
-    ----------
-    mask : Tensor
-        Shape ``(n, 1, H, W)`` (or ``(n, H, W)``), values in ``[0, 1]``.
-    factor : int, default=8
-        Downsampling factor; 1 returns ``mask`` (as float).
-
-    Returns
-    -------
-    Tensor
-        Shape ``(n, 1, H // factor, W // factor)`` (``(n, H // f, W // f)`` for a
-        3-D input), in the mask's float dtype (float32 for bool / integer masks).
-    """
-    if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
-    m = _float_mask(mask)
-    if factor == 1:
-        return m
-    m4 = _as_4d(m)
-    size = (max(1, m4.shape[-2] // factor), max(1, m4.shape[-1] // factor))
-    out = F.adaptive_avg_pool2d(_compute(m4), size).to(m.dtype)
-    return out if mask.dim() == 4 else out.squeeze(1)
-
-
-def distance_transform_weights(mask: Tensor, max_value: float = 1.0, power: float = 2.0) -> Tensor:
-    """SegDecNet's distance-transform weights for the pixel loss.
-
-    Per image: each positive (non-zero) pixel gets ``max_value · (d / d_max)^power``,
-    ``d`` its Euclidean distance to the nearest background pixel (1 on the
-    defect's border) and ``d_max`` the largest ``d`` in that image; background
-    pixels get 1. Border pixels of a defect, where the annotation is least sure,
-    thus weigh least and its core weighs ``max_value``. A defect-free image is all
-    ones; an image with no background pixel at all is all ``max_value``.
-
-    Defaults follow the reference code's usual setting (``p = 2``, max 1; its
-    KolektorSDD2 script uses max 3). Computed on the CPU with
-    :func:`scipy.ndimage.distance_transform_edt`; the result carries no gradient.
-    Apply it to the full-resolution (dilated) mask and downsample the weights
-    with :func:`downsample_target`, as the reference does.
-
-    Parameters
-    ----------
-    mask : Tensor
-        Shape ``(n, 1, H, W)`` (or ``(n, H, W)``); any non-zero value is positive.
-    max_value : float, default=1.0
-        Weight at the defect's core.
-    power : float, default=2.0
-        Exponent of the normalised distance.
-
-    Returns
-    -------
-    Tensor
-        Same shape as ``mask``, float32, on ``mask``'s device.
-    """
-    from scipy.ndimage import distance_transform_edt
-
-    positive = _as_4d(mask).detach().cpu().numpy() != 0
-    weights = np.ones(positive.shape, dtype=np.float64)
-    for idx in np.ndindex(*positive.shape[:2]):
-        pos = positive[idx]
-        if pos.all():
-            weights[idx] = max_value
-        elif pos.any():
-            dist = distance_transform_edt(pos)
-            weights[idx][pos] = max_value * (dist[pos] / dist.max()) ** power
-    return torch.from_numpy(weights.astype(np.float32)).to(mask.device).reshape(mask.shape)

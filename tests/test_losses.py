@@ -9,7 +9,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.ndimage import maximum_filter
 from scipy.special import expit
 
 from skdefect import losses as L
@@ -533,84 +532,6 @@ def test_abc_loss_decreases_towards_zero_as_error_grows():
     assert torch.all(xh.grad < 0)  # minimising pushes the reconstruction further away
 
 
-# ------------------------------------------------------------------ SegDecNet helpers
-
-
-def test_dilate_mask_hand_examples():
-    m = torch.zeros(1, 1, 6, 6)
-    m[0, 0, 2, 3] = 1
-    d3 = L.dilate_mask(m, 3)[0, 0]
-    want = torch.zeros(6, 6)
-    want[1:4, 2:5] = 1
-    assert torch.equal(d3, want)
-    d2 = L.dilate_mask(m, 2)[0, 0]  # even kernel: spreads down / right, like cv2.dilate
-    want = torch.zeros(6, 6)
-    want[2:4, 3:5] = 1
-    assert torch.equal(d2, want)
-    corner = torch.zeros(1, 1, 4, 4)
-    corner[0, 0, 0, 0] = 1
-    want = torch.zeros(4, 4)
-    want[:3, :3] = 1
-    assert torch.equal(L.dilate_mask(corner, 5)[0, 0], want)
-    assert L.dilate_mask(m, 1) is m and L.dilate_mask(m, 0) is m
-    three_d = L.dilate_mask(torch.zeros(2, 5, 5, dtype=torch.bool), 3)
-    assert three_d.shape == (2, 5, 5) and three_d.dtype == torch.float32
-
-
-@pytest.mark.parametrize("k", [3, 5, 15])
-def test_dilate_mask_matches_scipy_maximum_filter(k):
-    rng = np.random.default_rng(k)
-    m = (rng.random((2, 1, 20, 17)) < 0.05).astype(np.float64)
-    want = maximum_filter(m, size=(1, 1, k, k), mode="constant", cval=0.0)
-    np.testing.assert_array_equal(L.dilate_mask(t(m, torch.float64), k).numpy(), want)
-
-
-def test_downsample_target_hand_examples():
-    m = torch.tensor([[1.0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]).reshape(1, 1, 4, 4)
-    got = L.downsample_target(m, 2)
-    assert torch.equal(got, torch.tensor([[0.75, 0.0], [0.0, 1.0]]).reshape(1, 1, 2, 2))
-    # 10 is not divisible by 4: output 10 // 4 = 2, bins [0, 5) and [5, 10) cover every pixel
-    m = torch.zeros(1, 1, 10, 10)
-    m[0, 0, 9, :] = 1  # a defect in the last row is not dropped
-    got = L.downsample_target(m, 4)
-    assert got.shape == (1, 1, 2, 2)
-    torch.testing.assert_close(got[0, 0], torch.tensor([[0.0, 0.0], [0.2, 0.2]]))
-    # smaller than the factor: one cell, the whole-image mean; 3-D in, 3-D out
-    got = L.downsample_target(torch.ones(2, 3, 3), 8)
-    assert got.shape == (2, 1, 1) and torch.equal(got, torch.ones(2, 1, 1))
-    assert L.downsample_target(torch.ones(1, 1, 64, 40, dtype=torch.bool)).shape == (1, 1, 8, 5)
-
-
-def test_distance_transform_weights_hand_examples():
-    m = torch.zeros(2, 1, 5, 5)
-    m[0, 0, 1:4, 1:4] = 1  # edt: ring 1, centre 2
-    w = L.distance_transform_weights(m)  # max 1, power 2
-    want = torch.ones(5, 5)
-    want[1:4, 1:4] = 0.25
-    want[2, 2] = 1.0
-    assert torch.equal(w[0, 0], want)
-    assert torch.equal(w[1, 0], torch.ones(5, 5))  # defect-free image: all ones
-    w = L.distance_transform_weights(m, max_value=3.0, power=1.0)
-    want[1:4, 1:4] = 1.5
-    want[2, 2] = 3.0
-    assert torch.equal(w[0, 0], want)
-    assert w.dtype == torch.float32 and w.shape == m.shape
-
-
-def test_distance_transform_weights_normalise_per_image_and_edge_cases():
-    m = torch.zeros(1, 9, 9)  # 3-D input
-    m[0, 2:7, 2:7] = 1  # 5×5 block: distances up to 3
-    m[0, 0, 8] = 1  # a one-pixel defect: distance 1
-    w = L.distance_transform_weights(m)
-    assert w.shape == (1, 9, 9)
-    assert w[0, 4, 4].item() == pytest.approx(1.0)
-    assert w[0, 0, 8].item() == pytest.approx(1 / 9)
-    assert w[0, 2, 2].item() == pytest.approx(1 / 9) and w[0, 3, 3].item() == pytest.approx(4 / 9)
-    assert torch.equal(
-        L.distance_transform_weights(torch.ones(1, 1, 3, 3), max_value=2.0), torch.full((1, 1, 3, 3), 2.0)
-    )
-
-
 # ------------------------------------------------------------- dtypes, shapes, exports
 
 
@@ -640,6 +561,6 @@ def test_3d_inputs_equal_4d_inputs():
 
 
 def test_public_names():
-    assert len(L.__all__) == len(set(L.__all__)) == 18
+    assert len(L.__all__) == len(set(L.__all__)) == 15
     for name in L.__all__:
         assert callable(getattr(L, name))

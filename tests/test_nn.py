@@ -37,7 +37,7 @@ def test_wang_two_stage_shapes(norm: str) -> None:
     assert logit.shape == (2,)
     assert torch.isfinite(seg).all() and torch.isfinite(logit).all()
     assert net.segment(x).shape == (2, 1, 32, 48)
-    assert net.input_divisor == 8 and net.seg_downsample == 1 and net.schedule == "sequential"
+    assert net.input_divisor == 8 and net.schedule == "sequential"
 
 
 def test_wang_subnets_shapes_and_channels() -> None:
@@ -65,7 +65,7 @@ def test_segdec_shapes() -> None:
     assert logit.shape == (2,)
     assert torch.isfinite(seg).all() and torch.isfinite(logit).all()
     assert net.segment(x).shape == (2, 1, 8, 9)
-    assert net.input_divisor == 8 and net.seg_downsample == 8 and net.schedule == "joint"
+    assert net.input_divisor == 8 and net.schedule == "joint"
 
 
 def test_gan_shapes() -> None:

@@ -243,8 +243,6 @@ class SegDecNet(nn.Module):
         Extractor and classifier.
     input_divisor : int
         8 (inputs also need sides ≥ 64 for the decision net's three further max-pools).
-    seg_downsample : int
-        8: the seg logits are at 1/8 of the input resolution.
     schedule : str
         ``"joint"``: both heads train every step with dynamic loss balancing.
 
@@ -256,7 +254,6 @@ class SegDecNet(nn.Module):
     """
 
     input_divisor: int = 8
-    seg_downsample: int = 8
     schedule: str = "joint"
     min_side: int = 64
 

@@ -255,8 +255,6 @@ class Wang2022TwoStage(nn.Module):
     decision : Wang2022DecisionNet
     input_divisor : int
         8.
-    seg_downsample : int
-        1: the segmentation logits are at input resolution.
     schedule : str
         ``"sequential"``: segmentation stage, then decision stage on the frozen
         segmentation net (read by :class:`skdefect.training.TwoStageNet`).
@@ -269,7 +267,6 @@ class Wang2022TwoStage(nn.Module):
     """
 
     input_divisor: int = 8
-    seg_downsample: int = 1
     schedule: str = "sequential"
 
     def __init__(

@@ -39,16 +39,9 @@ from .stages import Stage
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def segmentation_target(mask: torch.Tensor, seg_logits: torch.Tensor, dilation: int = 0) -> torch.Tensor:
-    """The pixel target at the resolution of ``seg_logits``.
-
-    The mask is optionally dilated (SegDecNet's recipe), then area-averaged down to
-    the segmentation map's size, which gives a soft target when the map is coarser
-    than the image.
-    """
-    if dilation > 1:
-        h, w = mask.shape[-2:]
-        mask = F.max_pool2d(mask, dilation, stride=1, padding=dilation // 2)[..., :h, :w]
+def segmentation_target(mask: torch.Tensor, seg_logits: torch.Tensor) -> torch.Tensor:
+    """The pixel target at the resolution of ``seg_logits``: the mask area-averaged down to the segmentation
+    map's size, a soft target when the map is coarser than the image (SegDecNet's 1/8 map)."""
     if mask.shape[-2:] != seg_logits.shape[-2:]:
         mask = F.interpolate(mask, size=seg_logits.shape[-2:], mode="area")
     return mask
@@ -66,9 +59,8 @@ class TwoStageNet(DefectNetBase):
     """skorch net for a two-stage (segmentation + decision) backbone.
 
     Extra parameters (beyond skorch's ``NeuralNet``): ``seg_loss`` (a per-sample
-    pixel loss), ``seg_epochs`` (length of the segmentation stage of the sequential
-    schedule), ``dec_weight`` (δ of the joint schedule), ``mask_dilation``.
-    ``max_epochs`` is the total epoch count.
+    pixel loss) and ``seg_epochs`` (length of the segmentation stage of the sequential
+    schedule). ``max_epochs`` is the total epoch count.
     """
 
     def __init__(
@@ -76,15 +68,11 @@ class TwoStageNet(DefectNetBase):
         *args: Any,
         seg_loss: LossFn | None = None,
         seg_epochs: int = 0,
-        dec_weight: float = 1.0,
-        mask_dilation: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.seg_loss = seg_loss
         self.seg_epochs = seg_epochs
-        self.dec_weight = dec_weight
-        self.mask_dilation = mask_dilation
 
     optimizer_names = ("optimizer", "optimizer_decision")
 
@@ -126,7 +114,7 @@ class TwoStageNet(DefectNetBase):
         return seg(x) if seg is not None else self.module_(x)[0]
 
     def _seg_loss(self, seg_logits: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
-        target = segmentation_target(extras["mask"], seg_logits, self.mask_dilation)
+        target = segmentation_target(extras["mask"], seg_logits)
         per_sample = self.seg_loss(seg_logits.float(), target)
         if not isinstance(per_sample, torch.Tensor) or per_sample.shape != (len(seg_logits),):
             got = tuple(per_sample.shape) if isinstance(per_sample, torch.Tensor) else type(per_sample).__name__
@@ -195,7 +183,7 @@ class TwoStageNet(DefectNetBase):
         self, x: torch.Tensor, extras: dict[str, torch.Tensor], epoch: int, batch: Any
     ) -> dict[str, Any]:
         share = epoch / max(self.max_epochs, 1)
-        w_seg, w_dec = 1.0 - share, self.dec_weight * share
+        w_seg, w_dec = 1.0 - share, share  # SegDecNet's dynamic balancing (its δ = 1)
         self.optimizer_.zero_grad(set_to_none=True)
         self.optimizer_decision_.zero_grad(set_to_none=True)
         with self.autocast():
