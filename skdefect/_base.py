@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._runtime import COMPILE_MODES
 from ._validation import (
     ImageData,
     check_brightness,
@@ -26,7 +27,7 @@ from ._validation import (
 from .metrics import f1_max_threshold
 
 __all__ = [
-    "TRAINING_CONSTRAINTS",
+    "SHARED_CONSTRAINTS",
     "BaseDefectDetector",
     "FixedValidation",
     "f1_max_threshold",
@@ -74,12 +75,27 @@ def resolve_plugin(getter: Callable[[str], Any], name: str, arg: str) -> Any:
         raise type(exc)(f"{arg}={name!r}: {exc}") from None
 
 
-#: Constraints of the training parameters both detectors share.
-TRAINING_CONSTRAINTS: dict = {
+#: Constraints of the parameters both detectors share (networks, training, data, runtime); each detector's
+#: ``_parameter_constraints`` adds its own to these.
+SHARED_CONSTRAINTS: dict = {
+    "sampler": [str],
+    "width": [Interval(Real, 0, None, closed="neither")],
+    "augment": ["boolean"],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
     "validation_fraction": [Interval(Real, 0, 0.5, closed="both")],
     "early_stopping": ["boolean"],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "lr_schedule": [StrOptions({"plateau", "cosine", "constant"})],
+    "image_size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
+    "image_shape": [None, tuple, list],
+    "device": [str],
+    "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+    "compile": ["boolean", StrOptions(set(COMPILE_MODES))],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "callbacks": [None, list],
+    "checkpoint_dir": [None, str, os.PathLike],
 }
 
 

@@ -17,14 +17,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import losses, memory
 from ._base import (
-    TRAINING_CONSTRAINTS,
+    SHARED_CONSTRAINTS,
     BaseDefectDetector,
     f1_max_threshold,
     resolve_image_size,
     resolve_plugin,
 )
 from ._checkpoint_id import checkpoint_for
-from ._runtime import COMPILE_MODES, resolve_compile, resolve_device, resolve_precision, seeded
+from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .metrics import average_precision
 from .plugins import call_with_accepted, get_backbone, get_sampler, needs_features
@@ -289,23 +289,9 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         "anomaly_score": [StrOptions({"auto", *SCORES})],
         "generator": [str],
         "discriminator": [str],
-        "sampler": [str],
-        "width": [Interval(Real, 0, None, closed="neither")],
-        "augment": ["boolean"],
         "epochs": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "image_size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
-        "image_shape": [None, tuple, list],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "device": [str],
-        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
-        "compile": ["boolean", StrOptions(set(COMPILE_MODES))],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "callbacks": [None, list],
-        "checkpoint_dir": [None, str, os.PathLike],
-        **TRAINING_CONSTRAINTS,
+        **SHARED_CONSTRAINTS,
     }
 
     def __init__(

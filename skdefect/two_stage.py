@@ -16,14 +16,14 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
-    TRAINING_CONSTRAINTS,
+    SHARED_CONSTRAINTS,
     BaseDefectDetector,
     f1_max_threshold,
     resolve_image_size,
     resolve_plugin,
 )
 from ._checkpoint_id import checkpoint_for
-from ._runtime import COMPILE_MODES, resolve_compile, resolve_device, resolve_precision, seeded
+from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments, needs_features
 from .training import ImageBatchSource, TwoStageNet
@@ -294,24 +294,10 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         "dice_weight": [Interval(Real, 0, 1, closed="both")],
         "backbone": [str],
         "loss": [str],
-        "sampler": [str],
-        "width": [Interval(Real, 0, None, closed="neither")],
-        "augment": ["boolean"],
         "norm": [StrOptions({"batch", "instance", "none"})],
         "seg_epochs": [Interval(Integral, 0, None, closed="left")],
         "dec_epochs": [Interval(Integral, 0, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "image_size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
-        "image_shape": [None, tuple, list],
-        "device": [str],
-        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
-        "compile": ["boolean", StrOptions(set(COMPILE_MODES))],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "callbacks": [None, list],
-        "checkpoint_dir": [None, str, os.PathLike],
-        **TRAINING_CONSTRAINTS,
+        **SHARED_CONSTRAINTS,
     }
 
     def __init__(
