@@ -38,7 +38,7 @@ class CLIError(Exception):
 # ----------------------------------------------------------------------------------------------------------
 # small parsers
 # ----------------------------------------------------------------------------------------------------------
-def _image_size(text: str) -> tuple[int, int]:
+def _image_shape(text: str) -> tuple[int, int]:
     """``N`` or ``HxW`` → (H, W)."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
     if not match:
@@ -48,6 +48,22 @@ def _image_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"sides must be positive; got {text!r}")
     return h, w
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores like the option it stands for; says once on stderr that the old name is deprecated."""
+
+    def __init__(self, *args: Any, new_name: str, **kwargs: Any) -> None:
+        self.new_name = new_name
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if option_string is not None and option_string != self.new_name:
+            print(f"skdefect: {option_string} is deprecated and will be removed in skdefect 0.3; use {self.new_name} "
+                  "(the shape images are resized to when read, as the loaders' image_shape; the detectors' own "
+                  "image_size is the networks' input size, --param image_size=...)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _non_negative_int(text: str) -> int:
@@ -347,7 +363,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     return demo.run(
         n_samples=args.n_samples,
-        image_size=args.image_size,
+        image_side=args.image_shape,
         textures=tuple(t.strip() for t in args.textures.split(",") if t.strip()),
         out_dir=args.out,
         device=args.device,
@@ -402,13 +418,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise CLIError(f"--out {out} is a folder; give the model file's name (e.g. {out / 'model.skdefect'})")
     _check_writable(out)
-    image_shape = args.image_size
+    image_shape = args.image_shape
     try:  # the networks' size rule, before any image is read (the networks are built without storage)
         det._check_input_size(*image_shape, 3 if args.color == "rgb" else 1)
     except ValueError as exc:
         if "set image_size" not in str(exc):
             raise
-        raise CLIError(f"{exc}. On the command line: --image-size with such sides (images are resized when read), "
+        raise CLIError(f"{exc}. On the command line: --image-shape with such sides (images are resized when read), "
                        "or --param image_size=... (resized on the device); checked before reading DATA") from None
     X, y, masks, paths = _load_data(args, image_shape, args.color, allow_unlabelled=False)
     assert y is not None
@@ -442,7 +458,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         if "set image_size" not in str(exc):
             raise
-        raise CLIError(f"{exc}. On the command line: --image-size with such sides (images are resized when "
+        raise CLIError(f"{exc}. On the command line: --image-shape with such sides (images are resized when "
                        "read), or --param image_size=... (resized on the device)") from None
     seconds = time.perf_counter() - start
     written = det.save(out)
@@ -635,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a detector on the images, labels and masks of DATA and write it to the model file MODEL "
         "(safetensors + JSON, read back by 'skdefect evaluate/predict' or skdefect.load).",
         epilog="examples:\n"
-        "  skdefect fit data/manifest.csv --detector two-stage --out model.skdefect --image-size 128\n"
+        "  skdefect fit data/manifest.csv --detector two-stage --out model.skdefect --image-shape 128\n"
         "  skdefect fit mvtec/bottle --split train --detector gan --out bottle.skdefect --epochs 50 \\\n"
         "      --param width=0.5 --param anomaly_score=patch -v",
         formatter_class=_Formatter,
@@ -645,9 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two-stage: ConcentratedTwoStageDetector (needs masks); "
                         "gan: DualDiscriminatorGANDetector (labels optional, one-class without anomalies)")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (e.g. model.skdefect)")
-    p.add_argument("--image-size", type=_image_size, default=(128, 128), metavar="N|HxW",
-                   help="resize every image to N x N (or H x W) pixels; the networks need sides divisible by 8 "
-                        "(two-stage) or 16 (gan) (default: 128)")
+    p.add_argument("--image-shape", "--image-size", dest="image_shape", type=_image_shape, default=(128, 128),
+                   metavar="N|HxW", action=_DeprecatedAlias, new_name="--image-shape",
+                   help="resize every image to N x N (or H x W) pixels when read (the loaders' image_shape); the "
+                        "networks need sides divisible by 8 (two-stage) or 16 (gan) (default: 128; --image-size "
+                        "is its deprecated name)")
     p.add_argument("--color", choices=["gray", "rgb"], default="gray", help="read images as gray or RGB "
                    "(default: gray)")
     _add_data_options(p)
@@ -719,7 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
         "logistic regression on the pixels, and prints their test metrics with what they mean.",
     )
     p.add_argument("--n-samples", type=int, default=400, help="images to generate (default: 400)")
-    p.add_argument("--image-size", type=int, default=64, help="side of the square images (default: 64)")
+    p.add_argument("--image-shape", "--image-size", dest="image_shape", type=int, default=64, metavar="N",
+                   action=_DeprecatedAlias, new_name="--image-shape",
+                   help="side of the square images (default: 64; --image-size is its deprecated name)")
     p.add_argument(
         "--textures", default="",
         help="comma-separated scikit-image textures out of brick, grass, gravel (default: all three)",

@@ -73,7 +73,7 @@ def _verdict(ap: float, chance: float, baseline_ap: float | None) -> str:
 
 def run(
     n_samples: int = 400,
-    image_size: int = 64,
+    image_side: int = 64,
     textures: tuple[str, ...] | None = None,
     out_dir: str | Path = "skdefect-demo",
     device: str = "auto",
@@ -94,12 +94,12 @@ def run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     textures = tuple(textures) if textures else TEXTURES
-    X, y, masks = make_surface_defects(n_samples=n_samples, image_shape=(image_size, image_size), textures=textures,
+    X, y, masks = make_surface_defects(n_samples=n_samples, image_shape=(image_side, image_side), textures=textures,
                                        random_state=random_state)
     X_tr, X_te, y_tr, y_te, m_tr, m_te = train_test_split(X, y, masks, test_size=0.3, stratify=y,
                                                           random_state=random_state)
     chance = float(y_te.mean())
-    print(f"skdefect demo: {len(X_tr)} training and {len(X_te)} test images of {image_size}x{image_size}, "
+    print(f"skdefect demo: {len(X_tr)} training and {len(X_te)} test images of {image_side}x{image_side}, "
           f"synthetic defects on scikit-image's {'/'.join(textures)} textures ({int(y.sum())} defective).\n"
           f"Each detector holds 20 % of its training images out to choose its epochs and threshold.", flush=True)
     detectors: dict[str, Any] = {

@@ -44,7 +44,7 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model(folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "sub" / "two_stage.skdefect"
-    status = main(["fit", str(folder), "--detector", "two-stage", "--out", str(out), "--image-size", str(SIDE),
+    status = main(["fit", str(folder), "--detector", "two-stage", "--out", str(out), "--image-shape", str(SIDE),
                    "--epochs", "2", "--param", "width=0.25", "batch_size=8", "--device", "cpu"])
     assert status == 0
     return out
@@ -163,7 +163,7 @@ def test_ctrl_c_during_fit_exits_130_and_keeps_the_earlier_model(model, folder, 
 
     monkeypatch.setattr(TwoStageNet, "train_step", interrupted)
     with pytest.raises(SystemExit) as info:
-        main(["fit", str(folder), "--detector", "two-stage", "--out", str(out), "--image-size", str(SIDE),
+        main(["fit", str(folder), "--detector", "two-stage", "--out", str(out), "--image-shape", str(SIDE),
               "--epochs", "2", "--param", "width=0.25", "--device", "cpu"])
     assert info.value.code == 130 and len(calls) == 3
     assert out.read_bytes() == model.read_bytes()
@@ -181,7 +181,7 @@ def test_fit_counts_defective_images_without_a_mask(folder, tmp_path, capsys):
     with open(manifest, "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
     assert main(["fit", str(manifest), "--detector", "two-stage", "--out", str(tmp_path / "m.skdefect"),
-                 "--image-size", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
+                 "--image-shape", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
     expected = f"1 of the {len(positives)} defective images have no defect pixel in their mask"
     assert expected in capsys.readouterr().out
 
@@ -197,7 +197,7 @@ def test_fit_says_how_labels_were_decided(folder, tmp_path, capsys):
     derived = rows[5:]
     n_def = sum(bool(np.asarray(Image.open(r[1])).any()) for r in derived)
     assert main(["fit", str(manifest), "--detector", "two-stage", "--out", str(tmp_path / "m.skdefect"),
-                 "--image-size", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
+                 "--image-shape", str(SIDE), "--epochs", "1", "--param", "width=0.25", "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert (f"4 images from the 'label' column; {len(derived)} derived from the masks (defective: a mask with a "
             f"defect pixel), {n_def} of those defective") in err
@@ -270,7 +270,7 @@ def test_predict_csv_cannot_carry_spreadsheet_formulas_and_notes_earlier_overlay
 def test_gan_without_masks_and_two_stage_refusal(tmp_path, capsys):
     data = _write_folder(tmp_path / "labels_only", with_masks=False)
     model = tmp_path / "gan.skdefect"
-    assert main(["fit", str(data), "--detector", "gan", "--out", str(model), "--image-size", str(SIDE),
+    assert main(["fit", str(data), "--detector", "gan", "--out", str(model), "--image-shape", str(SIDE),
                  "--epochs", "1", "--param", "width=0.25", "--device", "cpu", "--random-state", "3"]) == 0
     det = skdefect.load(model)
     assert type(det).__name__ == "DualDiscriminatorGANDetector" and det.epochs == 1 and det.random_state == 3
@@ -306,7 +306,7 @@ def test_param_values_are_python_literals_or_strings():
          "has no parameter 'widht'; did you mean 'width'?"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--param", "width"], "--param expects KEY=VALUE"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--param", "width=-1"], "'width' parameter"),
-        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-size", "0"], "argument --image-size"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-shape", "0"], "argument --image-shape"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--epochs", "many"], "argument --epochs"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--device", "gpu"], "device must be 'auto'"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--seg-epochs", "2"], "two-stage only"),
@@ -314,8 +314,8 @@ def test_param_values_are_python_literals_or_strings():
         (["fit", "{data}", "--detector", "gan", "--out", "{manifest}/m.skdefect"],
          "cannot be written (File exists); checked before training"),
         (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--layout", "mvtec"], "MVTec AD layout"),
-        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-size", "40", "--epochs", "1",
-          "--device", "cpu"], "--image-size with such sides"),
+        (["fit", "{data}", "--detector", "gan", "--out", "{model}", "--image-shape", "40", "--epochs", "1",
+          "--device", "cpu"], "--image-shape with such sides"),
         (["evaluate", "{missing}", "{data}", "--out", "{dir}"], "MODEL not found"),
         (["evaluate", "{manifest}", "{data}", "--out", "{dir}"], "is not a skdefect model file"),
         (["predict", "{model_ok}", "{missing}", "--out", "{dir}"], "DATA not found"),
@@ -340,7 +340,7 @@ def test_help_texts_read_well(capsys):
     out = capsys.readouterr().out
     for command in ("fit", "evaluate", "predict", "demo", "plugins"):
         assert command in out
-    for command, words in (("fit", ["--detector", "--param", "KEY=VALUE", "--image-size", "manifest", "example"]),
+    for command, words in (("fit", ["--detector", "--param", "KEY=VALUE", "--image-shape", "manifest", "example"]),
                            ("evaluate", ["metrics.json", "pr_curve.png", "pixel AUROC", "--n-overlays"]),
                            ("predict", ["predictions.csv", "probability", "plain folder", "--device"])):
         with pytest.raises(SystemExit) as info:
@@ -401,13 +401,26 @@ def test_a_model_file_with_impossible_attributes_is_one_line(model, folder, tmp_
 
 
 def test_fit_checks_the_networks_size_rule_before_reading_data(folder, tmp_path, capsys, monkeypatch):
-    """--image-size 40 does not suit the GAN (sides of multiples of 16): refused before any image is read."""
+    """--image-shape 40 does not suit the GAN (sides of multiples of 16): refused before any image is read."""
     import skdefect.datasets._folder as folder_module
 
     read = []
     real = folder_module.read_image
     monkeypatch.setattr(folder_module, "read_image", lambda path, color: read.append(path) or real(path, color))
     err = _exit_2(["fit", str(folder), "--detector", "gan", "--out", str(tmp_path / "m.skdefect"),
-                   "--image-size", "40"], capsys)
+                   "--image-shape", "40"], capsys)
     assert "network needs sides divisible by 16" in err and "image_size=(48, 48)" in err
     assert "checked before reading DATA" in err and read == []
+
+
+def test_image_size_flag_is_a_deprecated_alias_of_image_shape(capsys):
+    """--image-shape resizes on read (the loaders' image_shape); --image-size, its old name, was easily taken
+    for the detectors' image_size (the networks' input size)."""
+    parser = build_parser()
+    args = parser.parse_args(["fit", "d", "--detector", "gan", "--out", "m", "--image-size", "32x48"])
+    assert args.image_shape == (32, 48)
+    err = capsys.readouterr().err
+    assert "--image-size is deprecated and will be removed in skdefect 0.3; use --image-shape" in err
+    args = parser.parse_args(["fit", "d", "--detector", "gan", "--out", "m", "--image-shape", "64"])
+    assert args.image_shape == (64, 64) and capsys.readouterr().err == ""
+    assert parser.parse_args(["demo", "--image-size", "48"]).image_shape == 48

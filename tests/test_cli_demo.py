@@ -30,7 +30,7 @@ def test_help_lists_commands(capsys):
 
 def test_demo_trains_both_detectors_and_writes_outputs(tmp_path, capsys, monkeypatch):
     # a small run of the real demo: fewer images than the default, same code path
-    assert main(["demo", "--n-samples", "80", "--image-size", "32", "--out", str(tmp_path),
+    assert main(["demo", "--n-samples", "80", "--image-shape", "32", "--out", str(tmp_path),
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "ConcentratedTwoStageDetector" in out and "DualDiscriminatorGANDetector" in out
