@@ -189,6 +189,38 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         """Training and validation rows (``validation_fraction``, stratified by ``labels``)."""
         return holdout_split(labels, float(self.validation_fraction), seed)
 
+    def _train_net(
+        self,
+        build_net: Callable[..., Any],
+        source: Any,
+        valid: Any,
+        sampler: Any,
+        seed: int,
+        checkpoint: tuple[Any, Any],
+    ) -> Any:
+        """The steps of ``fit`` both detectors share around their own net: features for a sampler that asks for
+        them, the arguments every skorch net takes (callbacks, sampler, augmentation seed, checkpoint,
+        validation / early stopping / schedule), training, and dropping the validation data from the net.
+
+        ``build_net(**shared)`` builds the detector's skorch net with its own arguments already bound."""
+        from .plugins import needs_features
+        from .training.data import sampler_features
+
+        features = sampler_features(source, torch.device("cpu")) if needs_features(sampler) else None
+        net = build_net(
+            callbacks=self._skorch_callbacks(),
+            verbose=self.verbose,
+            sampler=sampler,
+            features=features,
+            augment_seed=seed,
+            checkpoint=checkpoint[0],
+            checkpoint_meta=checkpoint[1],
+            **self._training_kwargs(valid),
+        )
+        net.fit(source, None)
+        net.train_split = None  # the validation source holds the data: not part of the fitted estimator
+        return net
+
     def _training_kwargs(self, valid_source: Any) -> dict[str, Any]:
         """The skorch net's arguments for validation, early stopping and the learning-rate schedule."""
         return {

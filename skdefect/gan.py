@@ -27,9 +27,8 @@ from ._checkpoint_id import checkpoint_for
 from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
 from ._validation import ImageData, check_fit_inputs, check_unit_range
 from .metrics import average_precision
-from .plugins import call_with_accepted, get_backbone, get_sampler, needs_features
+from .plugins import call_with_accepted, get_backbone, get_sampler
 from .training import ImageBatchSource
-from .training.data import sampler_features
 from .training.gan import LOSS_WEIGHTS, DualGANNet
 
 __all__ = ["DualDiscriminatorGANDetector", "GANScorer"]
@@ -465,25 +464,9 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             train_rows, valid_rows = self._holdout(labels, seed)
             source = ImageBatchSource(images, labels, size=image_size, rows=train_rows)
             valid = None if valid_rows is None else ImageBatchSource(images, labels, size=image_size, rows=valid_rows)
-            features = sampler_features(source, torch.device("cpu")) if needs_features(sampler) else None
-            net = self._build_net(
-                generator,
-                discriminator,
-                one_class,
-                device,
-                group_seed=seed,
-                callbacks=self._skorch_callbacks(),
-                verbose=self.verbose,
-                sampler=sampler,
-                augment_seed=seed,
-                features=features,
-                checkpoint=checkpoint,
-                checkpoint_meta=checkpoint_meta,
-                valid_score="patch" if self.anomaly_score == "patch" else "recon",
-                **self._training_kwargs(valid),
-            )
-            net.fit(source, None)
-            net.train_split = None  # the validation source holds the data: not part of the fitted estimator
+            build = partial(self._build_net, generator, discriminator, one_class, device, group_seed=seed,
+                            valid_score="patch" if self.anomaly_score == "patch" else "recon")
+            net = self._train_net(build, source, valid, sampler, seed, (checkpoint, checkpoint_meta))
 
         self.net_ = net
         self.one_class_ = one_class

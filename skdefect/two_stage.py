@@ -6,6 +6,7 @@ import copy
 import os
 import warnings
 from collections.abc import Mapping
+from functools import partial
 from numbers import Integral, Real
 from typing import Any
 
@@ -25,9 +26,8 @@ from ._base import (
 from ._checkpoint_id import checkpoint_for
 from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
 from ._validation import ImageData, check_fit_inputs, check_unit_range
-from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments, needs_features
+from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments
 from .training import ImageBatchSource, TwoStageNet
-from .training.data import sampler_features
 
 __all__ = ["ConcentratedTwoStageDetector", "TwoStageScorer"]
 
@@ -477,22 +477,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             valid = None if valid_rows is None else ImageBatchSource(
                 images, **parts, size=image_size, mean=mean, std=std, rows=valid_rows
             )
-            features = sampler_features(source, torch.device("cpu")) if needs_features(sampler) else None
-            net = self._build_net(
-                module,
-                device,
-                callbacks=self._skorch_callbacks(),
-                verbose=self.verbose,
-                seg_loss=seg_loss,
-                sampler=sampler,
-                features=features,
-                augment_seed=seed,
-                checkpoint=checkpoint,
-                checkpoint_meta=checkpoint_meta,
-                **self._training_kwargs(valid),
-            )
-            net.fit(source, None)
-            net.train_split = None  # the validation source holds the data: not part of the fitted estimator
+            net = self._train_net(partial(self._build_net, module, device, seg_loss=seg_loss), source, valid,
+                                  sampler, seed, (checkpoint, checkpoint_meta))
 
         self.net_ = net
         self.backbone_ = backbone
