@@ -61,6 +61,13 @@ def _rewrite(src: Path, dst: Path, config=None, tensors=None) -> Path:
     return persistence._write(Path(dst), cfg, ts)
 
 
+def _refused(src: Path, tmp_path: Path, match: str, config=None, tensors=None) -> None:
+    """A well-formed edit of ``src`` (valid digest) that ``skdefect.load`` must refuse with ``match``."""
+    path = _rewrite(src, tmp_path / "edited.skdefect", config=config, tensors=tensors)
+    with pytest.raises(ValueError, match=match):
+        skdefect.load(path)
+
+
 def _header(path: Path) -> tuple[dict, bytes]:
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
@@ -321,9 +328,7 @@ def test_parameters_are_checked_before_networks_are_built(param, value, match, s
     def edit(cfg):
         cfg["params"][param] = value
 
-    path = _rewrite(saved["two_stage"], tmp_path / "p.skdefect", config=edit)
-    with pytest.raises(ValueError, match=match):
-        skdefect.load(path)
+    _refused(saved["two_stage"], tmp_path, match, config=edit)
 
 
 def test_tensors_that_do_not_fit_the_network_are_refused(saved, tmp_path):
@@ -421,9 +426,7 @@ def test_load_sets_only_fitted_attributes(attr, value, message, saved, tmp_path)
     def edit(cfg):
         cfg["attributes"][attr] = {"__float__": "inf"} if value == float("inf") else value
 
-    path = _rewrite(saved["gan"], tmp_path / "edited.skdefect", config=edit)
-    with pytest.raises(ValueError, match=message):
-        skdefect.load(path)
+    _refused(saved["gan"], tmp_path, message, config=edit)
 
 
 @pytest.mark.parametrize(("attr", "value", "message"), [
@@ -442,18 +445,14 @@ def test_every_fitted_value_from_a_file_is_checked(attr, value, message, saved, 
     def edit(cfg):
         cfg["attributes"][attr] = value
 
-    path = _rewrite(saved["gan"], tmp_path / "edited.skdefect", config=edit)
-    with pytest.raises(ValueError, match=message):
-        skdefect.load(path)
+    _refused(saved["gan"], tmp_path, message, config=edit)
 
 
 def test_two_stage_input_statistics_must_fit_the_channels(saved, tmp_path):
     def edit(ts):
         ts["attr.input_std_"] = torch.ones(3)
 
-    path = _rewrite(saved["two_stage"], tmp_path / "std.skdefect", tensors=edit)
-    with pytest.raises(ValueError, match="input_std_ has 3 entries for 1 channels"):
-        skdefect.load(path)
+    _refused(saved["two_stage"], tmp_path, "input_std_ has 3 entries for 1 channels", tensors=edit)
 
 
 @pytest.mark.parametrize("width", [64.0, 1e6])
