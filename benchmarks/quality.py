@@ -260,6 +260,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
         ]),
         "elpv": ({"seeds": [0, 1, 2]}, [
             gan("GAN (default)", patch_size=16, patch_stride=8),
+            gan("GAN, flips", patch_size=16, patch_stride=8, augment=True),
+            gan("GAN, flips, width 2", patch_size=16, patch_stride=8, augment=True, width=2.0),
             baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True),
         ]),
         "crackforest": ({"shape": (160, 240), "seeds": [0]}, [
