@@ -106,18 +106,18 @@ def _split(seed: int) -> tuple[np.ndarray, ...]:
 
 
 def _metrics(y: np.ndarray, rows: dict[str, np.ndarray], scores: dict[str, np.ndarray]) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from skdefect.metrics import average_precision, roc_auc
 
-    return {"valid_auroc": float(roc_auc_score(y[rows["valid"]], scores["valid"])),
-            "test_auroc": float(roc_auc_score(y[rows["test"]], scores["test"])),
-            "test_ap": float(average_precision_score(y[rows["test"]], scores["test"]))}
+    return {"valid_auroc": roc_auc(y[rows["valid"]], scores["valid"]),
+            "test_auroc": roc_auc(y[rows["test"]], scores["test"]),
+            "test_ap": average_precision(y[rows["test"]], scores["test"])}
 
 
 def _probe(det: Any, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], seed: int) -> dict[str, dict]:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
 
     from skdefect import memory
+    from skdefect.metrics import roc_auc
 
     net, out = det.net_, {}
 
@@ -140,7 +140,7 @@ def _probe(det: Any, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], 
         mu, sd = F["fit"].mean(0), F["fit"].std(0) + 1e-6
         Z = {w: (F[w] - mu) / sd for w in F}
         fits = {C: LogisticRegression(C=C, max_iter=5000).fit(Z["fit"], y[rows["fit"]]) for C in (1e-3, 1e-2, 0.1, 1)}
-        best = max(fits, key=lambda C: roc_auc_score(y[rows["valid"]], fits[C].decision_function(Z["valid"])))
+        best = max(fits, key=lambda C: roc_auc(y[rows["valid"]], fits[C].decision_function(Z["valid"])))
         out[f"linear probe: {name} (C={best:g})"] = _metrics(
             y, rows, {w: fits[best].decision_function(Z[w]) for w in ("valid", "test")})
 
@@ -157,7 +157,7 @@ def _probe(det: Any, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], 
     for name in ("disc_normal", "disc_anomalous"):
         disc = getattr(net, name + "_").eval()
         raw = {w: forward(w, lambda x, d=disc: d(x).float().mean(dim=(1, 2, 3))) for w in ("valid", "test")}
-        sign = 1.0 if roc_auc_score(y[rows["valid"]], raw["valid"]) >= 0.5 else -1.0  # direction from validation
+        sign = 1.0 if roc_auc(y[rows["valid"]], raw["valid"]) >= 0.5 else -1.0  # direction from validation
         out[f"{name}(x), mean of the patch map (sign {sign:+.0f})"] = _metrics(
             y, rows, {w: sign * raw[w] for w in raw})
 

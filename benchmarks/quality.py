@@ -96,16 +96,24 @@ def _mnist(spec: dict, normals_only: bool) -> Iterator[Split]:
             yield Split(name, f"digit {digit} seed {seed}", seed, X_tr, y_tr, X_te, y_te, group=f"seed {seed}")
 
 
-def _elpv(spec: dict) -> Iterator[Split]:
+def _elpv(spec: dict, n_anomalies: int | None = None) -> Iterator[Split]:
+    """ELPV's splits; with ``n_anomalies``, the same splits with only that many of the training split's
+    defective cells kept (drawn with the split's seed; the test split is unchanged): the few-anomaly setting the
+    dual-discriminator paper is written for."""
     from sklearn.model_selection import StratifiedShuffleSplit
 
     from skdefect.datasets import load_elpv
 
     side = spec.get("side", 64)
     X, y, _ = load_elpv(image_shape=(side, side))
+    name = "elpv" if n_anomalies is None else f"elpv_{n_anomalies}_anomalies"
     for seed in spec["seeds"]:
         tr, te = next(StratifiedShuffleSplit(1, test_size=0.3, random_state=seed).split(X, y))
-        yield Split("elpv", f"seed {seed}", seed, X[tr], y[tr], X[te], y[te])
+        if n_anomalies is not None:
+            defective = tr[y[tr] == 1]
+            kept = np.random.default_rng(seed).choice(defective, n_anomalies, replace=False)
+            tr = np.sort(np.concatenate([tr[y[tr] == 0], kept]))
+        yield Split(name, f"seed {seed}", seed, X[tr], y[tr], X[te], y[te])
 
 
 def _crackforest(spec: dict) -> Iterator[Split]:
@@ -129,6 +137,7 @@ DATASETS: dict[str, Callable[[dict], Iterator[Split]]] = {
     "mnist_seen": lambda spec: _mnist(spec, normals_only=False),
     "mnist_normals": lambda spec: _mnist(spec, normals_only=True),
     "elpv": _elpv,
+    "elpv_30_anomalies": lambda spec: _elpv(spec, n_anomalies=30),
     "crackforest": _crackforest,
 }
 
@@ -136,7 +145,7 @@ DATASETS: dict[str, Callable[[dict], Iterator[Split]]] = {
 MAIN_METRIC = {
     "synthetic": "image_ap", "magnetic_tile_64": "image_ap", "magnetic_tile_128": "image_ap",
     "mnist_seen": "image_auroc", "mnist_normals": "image_auroc", "elpv": "image_auroc",
-    "crackforest": "pixel_auroc",
+    "elpv_30_anomalies": "image_auroc", "crackforest": "pixel_auroc",
 }
 
 
@@ -263,6 +272,12 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             gan("GAN, flips", patch_size=16, patch_stride=8, augment=True),
             gan("GAN, flips, width 2", patch_size=16, patch_stride=8, augment=True, width=2.0),
             baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True),
+        ]),
+        "elpv_30_anomalies": ({"seeds": [0, 1, 2]}, [
+            gan("GAN (default)", patch_size=16, patch_stride=8),
+            gan("GAN one-class (default)", one_class=True, patch_size=16, patch_stride=8),
+            baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True), baseline("pca"),
+            baseline("iforest"),
         ]),
         "crackforest": ({"shape": (160, 240), "seeds": [0]}, [
             two_stage("two-stage, segmentation only", dec_epochs=0),

@@ -273,6 +273,25 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         p1 = self._proba_from_scores(self.decision_function(X))
         return np.column_stack([1.0 - p1, p1])
 
+    def proba_from_decision(self, scores: Any) -> np.ndarray:
+        """P(defect) of images whose :meth:`decision_function` is ``scores``, without running the networks
+        again (column 1 of :meth:`predict_proba`; the CLI scores a folder once and reports both).
+
+        Parameters
+        ----------
+        scores : array-like of shape (n,)
+            Values returned by :meth:`decision_function`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n,)
+        """
+        check_is_fitted(self, "threshold_")
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.ndim != 1:
+            raise ValueError(f"scores must be 1-D, as decision_function returns them; got shape {scores.shape}.")
+        return self._proba_from_scores(scores)
+
     def predict(self, X: Any) -> np.ndarray:
         """0 = normal, 1 = defective, by comparing the score with ``threshold_``.
 

@@ -92,7 +92,8 @@ def _as_array(value: Any, arg: str, what: str) -> np.ndarray:
     -------
     numpy.ndarray
         An array of boolean, integer or floating dtype. Object arrays holding only numbers are converted to
-        float64 (scikit-learn's convention); any other dtype is a :class:`TypeError`.
+        float64 (scikit-learn's convention); complex data is a :class:`ValueError` ("Complex data not
+        supported", scikit-learn's wording) and any other dtype a :class:`TypeError`.
     """
     if value is None:
         raise TypeError(f"{arg} must be an array-like of {what}; got None.")
@@ -119,6 +120,11 @@ def _as_array(value: Any, arg: str, what: str) -> np.ndarray:
                 f"{arg} must hold numbers (bool, integer or float) but has dtype object with non-numeric "
                 f"entries ({exc}); got {describe(array)}."
             ) from exc
+    if array.dtype.kind == "c":  # scikit-learn's error and wording
+        raise ValueError(
+            f"Complex data not supported: {arg} must have a boolean, integer or floating dtype; got "
+            f"{describe(array)}."
+        )
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"{arg} must have a boolean, integer or floating dtype; got {describe(array)}."
@@ -341,6 +347,20 @@ def _check_finite(data: np.ndarray, arg: str) -> None:
         )
 
 
+def _image_array(X: Any, arg: str) -> np.ndarray:
+    """What any image input must be, whatever ``image_shape`` says: a numeric, non-empty array whose flattened
+    rows could hold an image of at least 2x2 pixels (scikit-learn's wording for empty and too narrow rows)."""
+    array = _as_array(X, arg, "images")
+    if array.ndim >= 1 and array.shape[0] == 0:
+        raise ValueError(f"{arg} is empty: it must contain at least one image; got {describe(array)}.")
+    if array.ndim == 2 and array.shape[1] < 4:
+        raise ValueError(
+            f"{arg} has {array.shape[1]} feature(s) (shape={array.shape}) while a minimum of 4 is required: each "
+            "row is a flattened image of at least 2x2 pixels."
+        )
+    return array
+
+
 def check_images(
     X: Any,
     *,
@@ -373,16 +393,15 @@ def check_images(
     Raises
     ------
     TypeError
-        Non-numeric dtype (object, string, complex, datetime ...), sparse input, None, malformed
+        Non-numeric dtype (object, string, datetime ...), sparse input, None, malformed
         ``image_shape`` entries.
     ValueError
-        Empty input, wrong number of dimensions, a channel count other than 1 or 3, flattened input without
+        Complex dtype ("Complex data not supported", as in scikit-learn), empty input, wrong number of
+        dimensions, a channel count other than 1 or 3, flattened input without
         or not matching ``image_shape``, images smaller than 2x2, NaN or infinity.
     """
     expected = "images (n, H, W), (n, H, W, C) with C in {1, 3}, or flattened (n, H*W*C) with image_shape"
-    array = _as_array(X, arg, "images")
-    if array.ndim >= 1 and array.shape[0] == 0:
-        raise ValueError(f"{arg} is empty: it must contain at least one image; got {describe(array)}.")
+    array = _image_array(X, arg)
     shape_arg = None if image_shape is None else check_image_shape(image_shape)
 
     if array.ndim == 2:
@@ -395,8 +414,9 @@ def check_images(
         n_features = shape_arg[0] * shape_arg[1] * shape_arg[2]
         if array.shape[1] != n_features:
             raise ValueError(
-                f"{arg} has {array.shape[1]} features per sample (shape {array.shape}), but "
-                f"image_shape={tuple(image_shape)!r} needs H*W*C = {n_features}."  # type: ignore[arg-type]
+                f"{arg} has {array.shape[1]} feature(s) per sample ({array.shape[0]} sample(s), shape "
+                f"{array.shape}), but image_shape={tuple(image_shape)!r} needs "  # type: ignore[arg-type]
+                f"H*W*C = {n_features}."
             )
         shape = shape_arg
     elif array.ndim == 3:
@@ -615,7 +635,7 @@ def check_masks(masks: Any, images: ImageData, *, arg: str = "masks") -> np.ndar
 # ----------------------------------------------------------------------------------------------------------
 # labels
 # ----------------------------------------------------------------------------------------------------------
-def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") -> np.ndarray:
+def check_labels(y: Any, n_samples: int | None, *, arg: str = "y", x_arg: str = "X") -> np.ndarray:
     """Validate binary image labels.
 
     Parameters
@@ -623,8 +643,9 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
     y : array-like
         ``(n,)`` or ``(n, 1)`` with values in {0, 1} (0 = normal, 1 = defective): bool, integers, floats equal
         to 0/1, lists, pandas Series; object arrays of numbers are accepted.
-    n_samples : int
-        Number of images the labels belong to.
+    n_samples : int or None
+        Number of images the labels belong to; None skips the length check (:func:`check_fit_inputs` reads
+        the kind of ``y`` before the images, and compares the lengths after).
     arg : str, default="y"
         Name of the argument in error messages.
     x_arg : str, default="X"
@@ -638,7 +659,7 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
     Raises
     ------
     TypeError
-        Non-numeric dtype (strings, non-numeric objects, complex) or sparse input; the message contains
+        Non-numeric dtype (strings, non-numeric objects) or sparse input; the message contains
         "Unknown label type" as in scikit-learn.
     ValueError
         Wrong shape, length mismatch, NaN or values other than 0 and 1.
@@ -661,11 +682,8 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
         raise ValueError(
             f"{arg} must be 1-D of shape (n_samples,) or (n_samples, 1); got {describe(array)}."
         )
-    if array.shape[0] != n_samples:
-        raise ValueError(
-            f"{arg} and {x_arg} must have the same length: {arg} has {array.shape[0]} labels (shape "
-            f"{array.shape}) but {x_arg} has {n_samples} images."
-        )
+    if n_samples is not None:
+        _check_label_count(array, n_samples, arg, x_arg)
     if array.dtype.kind == "b":
         return array.astype(np.int64)
     if array.dtype.kind == "f" and np.isnan(array).any():
@@ -678,11 +696,21 @@ def check_labels(y: Any, n_samples: int, *, arg: str = "y", x_arg: str = "X") ->
     if not binary.all():
         values = np.unique(array).tolist()
         shown = values if len(values) <= 10 else [*values[:10], "..."]
+        # scikit-learn's words for the two kinds of non-binary target, so code that catches them still does
+        kind = "continuous" if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0) else "multiclass"
         raise ValueError(
-            f"{arg} must be binary with 0 = normal and 1 = defective; got values {shown} "
-            f"({describe(array)})."
+            f"{arg} must be binary with 0 = normal and 1 = defective; got {kind} values {shown} "
+            f"({describe(array)}). Only binary classification is supported. The type of the target is {kind}."
         )
     return array.astype(np.int64)
+
+
+def _check_label_count(labels: np.ndarray, n_samples: int, arg: str = "y", x_arg: str = "X") -> None:
+    if labels.shape[0] != n_samples:
+        raise ValueError(
+            f"{arg} and {x_arg} must have the same length: {arg} has {labels.shape[0]} labels (shape "
+            f"{labels.shape}) but {x_arg} has {n_samples} images."
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -734,20 +762,26 @@ def check_fit_inputs(
     """
     if require not in _REQUIRE_OPTIONS:
         raise ValueError(f"require must be one of {list(_REQUIRE_OPTIONS)}; got {require!r}.")
-    images = check_images(X, image_shape=image_shape)
+    # The order of scikit-learn's classifiers (whose common checks look for these errors): no target at all;
+    # then X as an array; then the kind of y; then X against image_shape; then masks.
+    if y is None and masks is None and require != "none":
+        raise ValueError(
+            f"{'masks' if require == 'masks' else 'y or masks'} is required: this estimator requires y to be "
+            "passed, but the target y is None (got y=None and masks=None); pass "
+            + ("masks of shape (n_samples, H, W) with fit(X, y, masks=masks)." if require == "masks" else
+               "y (0 = normal, 1 = defective) of shape (n_samples,) and/or masks of shape (n_samples, H, W).")
+        )
+    array = _image_array(X, "X")
+    labels = None if y is None else check_labels(y, None)
+    images = check_images(array, image_shape=image_shape)
+    if labels is not None:
+        _check_label_count(labels, images.n_samples)
     if require == "masks" and masks is None:
         raise ValueError(
             "masks is required: this estimator is trained with pixel masks; call fit(X, y, masks=masks) with "
             f"masks of shape (n, H, W) = {(images.n_samples, images.height, images.width)}; got masks=None."
         )
-    if require == "masks_or_labels" and y is None and masks is None:
-        raise ValueError(
-            "y or masks is required: pass y (0 = normal, 1 = defective) of shape "
-            f"({images.n_samples},) and/or masks of shape {(images.n_samples, images.height, images.width)}; "
-            "got y=None and masks=None."
-        )
     mask_array = None if masks is None else check_masks(masks, images)
-    labels = None if y is None else check_labels(y, images.n_samples)
     if mask_array is not None:
         has_defect = mask_array.any(axis=(1, 2))
         if labels is None:

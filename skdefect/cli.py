@@ -250,7 +250,7 @@ def _predict_all(
         if with_maps:
             maps.append(np.asarray(map_fn(X[sl]), dtype=np.float32))
     s = np.concatenate(scores).astype(np.float64)
-    proba = det._proba_from_scores(s)
+    proba = det.proba_from_decision(s)
     return s, np.asarray(proba, dtype=np.float64), (np.concatenate(maps) if with_maps else None)
 
 
@@ -467,22 +467,16 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _metrics(y: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> tuple[dict[str, Any], list[str]]:
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        confusion_matrix,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
+
+    from .metrics import average_precision, roc_auc
 
     notes = []
     both = bool((y == 1).any() and (y == 0).any())
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, labels, labels=[0, 1]).ravel())
     metrics: dict[str, Any] = {
-        "AP": float(average_precision_score(y, scores)) if (y == 1).any() else None,
-        "AUROC": float(roc_auc_score(y, scores)) if both else None,
+        "AP": average_precision(y, scores) if both else None,
+        "AUROC": roc_auc(y, scores) if both else None,
         "F1": float(f1_score(y, labels, zero_division=0.0)),
         "precision": float(precision_score(y, labels, zero_division=0.0)),
         "recall": float(recall_score(y, labels, zero_division=0.0)),
@@ -490,19 +484,19 @@ def _metrics(y: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> tuple[dic
         "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
     }
     if not both:
-        notes.append("AUROC is null: DATA holds one class only" + ("" if (y == 1).any() else "; AP too (no defect)"))
+        notes.append("AP and AUROC are null: DATA holds one class only (a ranking needs both)")
     return metrics, notes
 
 
 def _pixel_auroc(maps: np.ndarray, masks: np.ndarray, y: np.ndarray) -> float | None:
     """AUROC over all pixels of the images whose masks are known (defective images with empty masks left out)."""
-    from sklearn.metrics import roc_auc_score
+    from .metrics import pixel_roc_auc
 
     known = ~((y == 1) & ~masks.any(axis=(1, 2)))
-    truth = masks[known].ravel()
+    truth = masks[known]
     if not truth.any() or truth.all():
         return None
-    return float(roc_auc_score(truth, maps[known].ravel()))
+    return pixel_roc_auc(maps, masks, known)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

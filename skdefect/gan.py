@@ -426,6 +426,11 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             **training,
         )
 
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False  # y=None is one-class training
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> DualDiscriminatorGANDetector:
         """Train the generator and the discriminators.

@@ -17,10 +17,11 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gan, tiny_two_stage
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.callbacks import Callback
 
-from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector, losses
+from skdefect import ConcentratedTwoStageDetector, losses
 from skdefect.datasets import make_surface_defects
 from skdefect.plugins import call_with_accepted, get_plugin_manager, get_sampler, hookimpl
 
@@ -29,13 +30,7 @@ X, Y, MASKS = make_surface_defects(n_samples=32, image_shape=(32, 32), random_st
 X_FLOAT = (X / 255.0).astype(np.float32)
 
 
-def two_stage(**kw):
-    kw = dict(width=0.25, seg_epochs=2, dec_epochs=2, batch_size=8, random_state=0, device="cpu") | kw
-    return ConcentratedTwoStageDetector(**kw)
-
-
-def gan(**kw):
-    return DualDiscriminatorGANDetector(**dict(width=0.25, epochs=3, batch_size=8, random_state=0, device="cpu") | kw)
+two_stage, gan = tiny_two_stage, tiny_gan
 
 
 def fit(det, images=None, y=Y, masks=MASKS):

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gan, tiny_two_stage
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.callbacks import Callback
 
-from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
+from skdefect import ConcentratedTwoStageDetector
 from skdefect.datasets import make_surface_defects
 from skdefect.training.checkpoint import write_checkpoint
 
@@ -32,12 +33,11 @@ X_FLOAT = (X / 255.0).astype(np.float32)
 
 
 def two_stage(**kw):
-    kw = dict(width=0.25, seg_epochs=4, dec_epochs=4, batch_size=8, random_state=0, device="cpu") | kw
-    return ConcentratedTwoStageDetector(**kw)
+    return tiny_two_stage(**{"seg_epochs": 4, "dec_epochs": 4, **kw})
 
 
 def gan(**kw):
-    return DualDiscriminatorGANDetector(**dict(width=0.25, epochs=8, batch_size=16, random_state=0, device="cpu") | kw)
+    return tiny_gan(**{"epochs": 8, "batch_size": 16, **kw})
 
 
 def fit(det):

@@ -10,9 +10,10 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gan, tiny_two_stage
 from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler
 
-from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
+from skdefect import ConcentratedTwoStageDetector
 from skdefect._base import holdout_split
 from skdefect.datasets import make_surface_defects
 
@@ -21,13 +22,11 @@ X, Y, MASKS = make_surface_defects(n_samples=60, image_shape=(32, 32), random_st
 
 
 def two_stage(**kw):
-    return ConcentratedTwoStageDetector(**{**dict(width=0.25, seg_epochs=3, dec_epochs=3, batch_size=8,
-                                                   random_state=0, device="cpu"), **kw})
+    return tiny_two_stage(**{"seg_epochs": 3, "dec_epochs": 3, **kw})
 
 
 def gan(**kw):
-    return DualDiscriminatorGANDetector(**{**dict(width=0.25, epochs=3, batch_size=16, random_state=0,
-                                                   device="cpu"), **kw})
+    return tiny_gan(**{"batch_size": 16, **kw})
 
 
 def fit(det, one_class=False):

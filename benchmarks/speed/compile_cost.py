@@ -1,6 +1,6 @@
 """What ``compile=True`` costs before it pays: the first fit against a second one, in a fresh process.
 
-    python benchmarks/speed/compile_cost.py            # the "small" suite's fit cases, on the CPU
+    python -m benchmarks.speed.compile_cost            # the "small" suite's fit cases, on the CPU
 
 Each fit case of the suite runs eager twice, then compiled twice, on a fresh estimator each time. The
 first compiled fit carries the compilation (TorchInductor's on-disk cache is pointed at an empty
@@ -20,9 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import run  # noqa: E402
+from benchmarks.speed import harness, run
 
 
 def first_and_second_fit(case: harness.Case, device) -> dict:  # noqa: ANN001
@@ -68,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
         threads = args.threads
-    command = "python benchmarks/speed/compile_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.speed.compile_cost " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
     for case in harness.cases(args.suite):
         if case.phase == "fit":

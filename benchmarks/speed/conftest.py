@@ -9,12 +9,9 @@ versions of everything (the smoke test does). ``--speed-out DIR`` writes the row
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,9 +55,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     speed = getattr(session.config, "_skdefect_speed", None)
     if speed is None or not speed.out or not (speed.rows or speed.scale_rows):
         return
-    import harness
-    import run
     import torch
+
+    from benchmarks.speed import harness, run
 
     device = harness.pick_device("auto")
     kind = device.type

@@ -32,7 +32,6 @@ import contextlib
 import json
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -44,8 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import device_name  # noqa: E402
+from benchmarks._common import device_name
 
 TWO_STAGE = "ConcentratedTwoStageDetector"
 GAN = "DualDiscriminatorGANDetector"

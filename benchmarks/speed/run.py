@@ -1,9 +1,9 @@
 """Run the speed suite without pytest and write its results.
 
-    python benchmarks/speed/run.py                       # "small" on the CPU, "paper" on a CUDA GPU
-    python benchmarks/speed/run.py --suite small --scale # also the memmap-RSS and fit-scaling checks
-    python benchmarks/speed/run.py --suite paper         # the papers' sizes (slow without a GPU)
-    python benchmarks/speed/run.py --compile             # estimators with compile=True vs the eager loop
+    python -m benchmarks.speed.run                       # "small" on the CPU, "paper" on a CUDA GPU
+    python -m benchmarks.speed.run --suite small --scale # also the memmap-RSS and fit-scaling checks
+    python -m benchmarks.speed.run --suite paper         # the papers' sizes (slow without a GPU)
+    python -m benchmarks.speed.run --compile             # estimators with compile=True vs the eager loop
 
 Writes ``speed_<suite>_<cpu|cuda>[_compiled].json`` and ``.md`` (and ``speed_scale_<cpu|cuda>.json`` / ``.md`` with
 ``--scale``) into ``--out`` (default ``benchmarks/results``). What is timed, and how, is described in
@@ -21,9 +21,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import scale  # noqa: E402
+from benchmarks.speed import harness, scale
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -110,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         threads = args.threads
     suite = args.suite or ("paper" if device.type == "cuda" else "small")
-    command = "python benchmarks/speed/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.speed.run " + " ".join(sys.argv[1:] if argv is None else argv)
     kind = device.type
     if not args.no_speed:
         result = run_speed(suite, args.repeats, device, command.strip(), args.only, threads, compile=args.compile)

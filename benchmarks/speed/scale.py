@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[2]  # the child runs as ``python -m benchmarks.speed.scale`` from here
 
 SCALE_ESTIMATORS = {
     "gan": ("DualDiscriminatorGANDetector", {"width": 0.5, "epochs": 1, "batch_size": 64, "patch_size": 16,
@@ -142,9 +141,9 @@ def predict_memmap_rss(estimator: str = "gan", sizes: Sequence[int] = (5_000, 20
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         for n in sizes:
             out = subprocess.run(
-                [sys.executable, __file__, "child", "--model", model, "--data", data, "--n", str(n),
-                 "--threads", str(threads)],
-                capture_output=True, text=True, env=env, check=False,
+                [sys.executable, "-m", "benchmarks.speed.scale", "child", "--model", model, "--data", data,
+                 "--n", str(n), "--threads", str(threads)],
+                capture_output=True, text=True, env=env, check=False, cwd=ROOT,
             )
             if out.returncode != 0:
                 raise RuntimeError(f"memmap child (n={n}) failed:\n{out.stderr[-3000:]}")
@@ -175,7 +174,8 @@ def predict_memmap_rss(estimator: str = "gan", sizes: Sequence[int] = (5_000, 20
 
 def _device(device: str) -> str:
     import torch
-    from _common import device_name
+
+    from benchmarks._common import device_name
 
     return device_name() if device == "cpu" else torch.cuda.get_device_name(torch.device(device))
 

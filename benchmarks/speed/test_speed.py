@@ -14,10 +14,10 @@ from __future__ import annotations
 import statistics
 import time
 
-import harness
 import pytest
-import scale
 import torch
+
+from benchmarks.speed import harness, scale
 
 SMALL, PAPER, TINY = harness.cases("small"), harness.cases("paper"), harness.cases("tiny")
 
