@@ -271,6 +271,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             gan("GAN (default)", patch_size=16, patch_stride=8),
             gan("GAN, flips", patch_size=16, patch_stride=8, augment=True),
             gan("GAN, flips, width 2", patch_size=16, patch_stride=8, augment=True, width=2.0),
+            gan("GAN, 150 epochs", patch_size=16, patch_stride=8, epochs=150),
             baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True),
         ]),
         "elpv_30_anomalies": ({"seeds": [0, 1, 2]}, [
