@@ -1,9 +1,9 @@
 """sklearn's common estimator checks on a tiny flattened-input configuration.
 
 skdefect's detectors read each row of a 2-D ``X`` as an image of the estimator's ``image_shape`` with float
-values in [0, 1] (or integers 0-255). Most common checks feed rows of 1-10 arbitrary features whose values lie
-far outside [0, 1] (``make_blobs``, ``normal(loc=100)``): no image shape matches them, and float images
-outside [0, 1] are refused on purpose (0-255 floats would be trained on as if 255 times brighter). Those
+values in [0, 1] (or integers 0-255). Most common checks feed rows of 1-10 arbitrary features, most of them
+with values far outside [0, 1] (``make_blobs``, ``normal(loc=100)``): no image shape matches them, and float
+images outside [0, 1] are refused on purpose (0-255 floats would be trained on as if 255 times brighter). Those
 checks are expected failures, each with its reason; ``test_sklearn_properties.py`` checks each one's property
 (fit returns self and leaves the parameters alone, idempotence, state unchanged by prediction, order and
 subset invariance, pickling, array layouts, n_features_in_, proba consistency, pipelines) on images. The
@@ -17,9 +17,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skdefect import ConcentratedTwoStageDetector, DualDiscriminatorGANDetector
 
 SHAPE = (
-    "feeds rows of a few arbitrary features with values outside [0, 1]; rows are images of image_shape=(8, 8) "
-    "with floats in [0, 1], so X is refused with a ValueError naming X before the check can test its property "
-    "(tested on images in test_sklearn_properties.py)"
+    "feeds rows of a few arbitrary features (most checks with values outside [0, 1]); rows are images of "
+    "image_shape=(8, 8) with floats in [0, 1], so X is refused with a ValueError naming X before the check "
+    "can test its property (tested on images in test_sklearn_properties.py)"
 )
 
 _SHAPE_CHECKS = [

@@ -1,7 +1,7 @@
 """The properties behind sklearn's common checks that cannot run on images, checked on images.
 
-The checks listed as expected failures in ``test_sklearn_checks.py`` feed rows of 1-10 arbitrary features with
-values such as ``normal(loc=100)`` or ``make_blobs`` (negative, far outside [0, 1]); no image shape matches them
+The checks listed as expected failures in ``test_sklearn_checks.py`` feed rows of 1-10 arbitrary features, most
+with values such as ``normal(loc=100)`` or ``make_blobs`` (negative, far outside [0, 1]); no image shape matches them
 and float images outside [0, 1] are refused on purpose (0-255 floats would be trained on as if 255 times
 brighter). Each test here checks one of those checks' properties on flattened images that the detectors accept;
 the name of the sklearn check it stands for is in its docstring.
