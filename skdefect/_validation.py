@@ -697,7 +697,9 @@ def check_labels(y: Any, n_samples: int | None, *, arg: str = "y", x_arg: str = 
         values = np.unique(array).tolist()
         shown = values if len(values) <= 10 else [*values[:10], "..."]
         # scikit-learn's words for the two kinds of non-binary target, so code that catches them still does
-        kind = "continuous" if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0) else "multiclass"
+        with np.errstate(invalid="ignore"):  # infinity is continuous too
+            integral = array.dtype.kind != "f" or bool(np.all(np.isfinite(array) & (np.mod(array, 1) == 0)))
+        kind = "multiclass" if integral else "continuous"
         raise ValueError(
             f"{arg} must be binary with 0 = normal and 1 = defective; got {kind} values {shown} "
             f"({describe(array)}). Only binary classification is supported. The type of the target is {kind}."

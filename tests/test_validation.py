@@ -239,6 +239,9 @@ MASK_ERRORS: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
 
 LABEL_ERRORS: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
     ("length", lambda: check_labels([0, 1, 0], 4), ValueError, ["y", "3 labels", "(3,)", "X has 4"]),
+    ("continuous", lambda: check_labels([0.0, 0.5, 1.0, 0.0], 4), ValueError,
+     ["y", "got continuous values [0.0, 0.5, 1.0]", "The type of the target is continuous"]),
+    ("infinity", lambda: check_labels([0.0, 1.0, np.inf, 0.0], 4), ValueError, ["y", "continuous", "inf"]),
     (
         "non-binary",
         lambda: check_labels([0, 1, 2, 0], 4),
