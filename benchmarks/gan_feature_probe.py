@@ -12,8 +12,15 @@ never on the test split) and the test split:
   contrast (anomalies minus normals) and a linear probe (logistic regression, C chosen on the validation
   part) on the generator's bottleneck features, and on each discriminator's last hidden layer; the
   discriminators' own outputs;
+- residual heads: does the reconstruction carry what a discriminative network cannot read from the image? The
+  small CNN of ``benchmarks/baselines.py`` trained on the fitted GAN's residual ``|x − G(x)|``, on the image
+  with the residual as a second channel, and on the image alone, for the same epochs on the same images (a
+  learned score on the reconstruction, the way the two-stage detector's decision net reads its map);
 - a prototype extension, the same GAN with a classification head on the pooled bottleneck trained with BCE on
   the labels at weight ``w_cls`` beside the paper's six terms (``--w-cls``; not part of the library).
+
+``--parts`` runs the default GAN's part (its scores, probes and residual heads) or the prototype's alone; the
+other part's results already in the JSON are kept.
 
 If a linear probe on the GAN's features cannot approach the CNN, no score computed from them will: the gap is
 in what the paper's objectives teach the networks. Writes ``results/gan_feature_probe.{json,md}``.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,26 +182,64 @@ def _probe(det: Any, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], 
     return out
 
 
-def run(seed: int, w_cls: float, on_row: Any = None, **overrides: Any) -> dict:
-    """Both fits and their probes; ``overrides`` change the detector's parameters (tests use a tiny fit)."""
+def _residual_heads(det: Any, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], seed: int,
+                    epochs: int) -> dict[str, dict]:
+    """The small CNN baseline trained for ``epochs`` on the fit rows with three inputs: the residual
+    ``|x − G(x)|`` of the fitted generator, the image and the residual as two channels, the image alone. Every
+    channel is standardised with its mean and spread over the fit rows."""
+    from benchmarks.baselines import SmallCNN, as_nchw
+
+    generator = det.net_.module_.eval()
+    with torch.no_grad():
+        rec = det.net_.forward_into(det._source(det._check_predict_images(X)),
+                                    lambda x: generator(x)[0].float(), np.float32)
+    image = as_nchw(X)
+    channels = {"image": image, "residual": np.abs(image - rec)}
+    channels = {k: (v - v[rows["fit"]].mean()) / v[rows["fit"]].std() for k, v in channels.items()}
+    out = {}
+    for name, keys in ((f"small CNN on |x − G(x)| ({epochs} epochs)", ("residual",)),
+                       (f"small CNN on x and |x − G(x)| ({epochs} epochs)", ("image", "residual")),
+                       (f"small CNN on x alone ({epochs} epochs)", ("image",))):
+        inputs = np.moveaxis(np.concatenate([channels[k] for k in keys], axis=1), 1, -1).astype(np.float32)
+        cnn = SmallCNN(epochs=epochs, random_state=seed).fit(inputs[rows["fit"]], y[rows["fit"]])
+        out[name] = _metrics(y, rows, {w: cnn.decision_function(inputs[rows[w]]) for w in ("valid", "test")})
+    return out
+
+
+PARTS = ("default", "head")
+
+
+def run(seed: int, w_cls: float, on_row: Any = None, parts: tuple[str, ...] = PARTS, head_epochs: int = 40,
+        previous: dict | None = None, **overrides: Any) -> dict:
+    """The fits of ``parts`` and their probes (``previous``: an earlier result of the same seed, whose other
+    parts are kept); ``overrides`` change the detector's parameters (tests use a tiny fit)."""
     from skdefect import DualDiscriminatorGANDetector
 
     X, y, fit, valid, test = _split(seed)
     rows = {"fit": fit, "valid": valid, "test": test}
+    kept = {}
+    if previous and previous.get("seed") == seed:  # runs of an older file carry the file's command
+        kept = {name: {"command": previous.get("command", ""), **info} for name, info in previous["runs"].items()}
     result: dict[str, Any] = {
-        "command": f"python -m benchmarks.gan_feature_probe --seed {seed} --w-cls {w_cls:g}",
         "device": device_name(), "seed": seed,
-        "split": {"fit": len(fit), "valid": len(valid), "test": len(test), "side": 64}, "runs": {},
+        "split": {"fit": len(fit), "valid": len(valid), "test": len(test), "side": 64}, "runs": dict(kept),
     }
+    command = f"python -m benchmarks.gan_feature_probe --seed {seed} --w-cls {w_cls:g} --parts {' '.join(parts)}"
     params = {"patch_size": 16, "patch_stride": 8, **overrides}  # the suite's ELPV configuration
-    for name, patch in (("default GAN", contextlib.nullcontext()),
-                        (f"GAN + classification head (w_cls={w_cls:g}, prototype)", _classification_head(w_cls))):
+    for part, name, patch in (
+        ("default", "default GAN", contextlib.nullcontext()),
+        ("head", f"GAN + classification head (w_cls={w_cls:g}, prototype)", _classification_head(w_cls)),
+    ):
+        if part not in parts:
+            continue
         start = time.process_time()
         with patch:
             det = DualDiscriminatorGANDetector(random_state=seed, device="cpu", **params).fit(X[fit], y[fit])
-        run_info: dict[str, Any] = {"fit_cpu_s": round(time.process_time() - start, 1),
+        run_info: dict[str, Any] = {"command": command, "fit_cpu_s": round(time.process_time() - start, 1),
                                     "epochs": len(det.net_.history), "chosen_score": det.anomaly_score_}
         run_info["scores"] = _probe(det, X, y, rows, seed)
+        if part == "default":
+            run_info["scores"].update(_residual_heads(det, X, y, rows, seed, head_epochs))
         head = getattr(det.net_.module_, "cls_head", None)
         if head is not None:
             g = det.net_.module_
@@ -216,14 +262,14 @@ def table(result: dict) -> str:
     lines = [
         "# What the GAN's networks know about ELPV's classes",
         "",
-        f"Written by `{result['command']}` on {result['device']}, one torch thread. ELPV 64 px, the quality "
+        f"Written on {result['device']}, one torch thread (each part's command below). ELPV 64 px, the quality "
         f"suite's split (seed {result['seed']}); the GAN trains on {result['split']['fit']} images, choices "
         f"(probe C, a sign) are read on {result['split']['valid']} held-out training images, the test split has "
         f"{result['split']['test']}. Same split, small CNN baseline: see quality_full.md (ELPV AUROC 0.913).",
         "",
     ]
     for name, run_info in result["runs"].items():
-        lines += [f"## {name}", "",
+        lines += [f"## {name}", "", f"`{run_info['command']}`", "",
                   f"fit {run_info['fit_cpu_s']} CPU s, {run_info['epochs']} epochs; score chosen by the detector: "
                   f"`{run_info['chosen_score']}`", "",
                   "| score or probe | valid AUROC | test AUROC | test AP |", "|---|---|---|---|"]
@@ -237,10 +283,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--w-cls", type=float, default=1.0, help="weight of the prototype's classification loss")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="the default GAN (scores, probes, residual heads) and/or the head prototype")
+    parser.add_argument("--head-epochs", type=int, default=40, help="epochs of the residual heads' small CNNs")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    return run_and_write(lambda on_row: run(args.seed, args.w_cls, on_row), table, args.out, "gan_feature_probe")
+    path = Path(args.out) / "gan_feature_probe.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    return run_and_write(
+        lambda on_row: run(args.seed, args.w_cls, on_row, tuple(args.parts), args.head_epochs, previous),
+        table, args.out, "gan_feature_probe")
 
 
 if __name__ == "__main__":
