@@ -175,3 +175,22 @@ def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
     assert "concentrated_smooth_empty" not in get_plugin_manager().names("loss")  # the suite cleaned up after itself
     assert [r["command"] for r in again["rows"] if r["method"] == "logreg"] == [
         "python -m benchmarks.quality --profile smoke --datasets synthetic --methods logreg --out " + str(tmp_path)]
+
+
+def test_gan_epoch_scores_reads_every_score_on_the_detectors_own_validation_images():
+    """The per-epoch score probe reads the detector's validation rows (its recon AP is the net's own valid_ap)
+    and its verdict names an epoch and a score chosen on them."""
+    from benchmarks.gan_epoch_scores import run as run_probe
+    from benchmarks.gan_epoch_scores import table, verdict
+    from skdefect.gan import SCORES
+
+    result = run_probe("synthetic", epochs=2, width=0.25)
+    assert [r["epoch"] for r in result["epochs"]] == [1, 2]
+    for r in result["epochs"]:
+        assert r["recon"]["valid_ap"] == pytest.approx(r["monitor_valid_ap"])
+        for score in SCORES:
+            assert 0.0 <= r[score]["valid_ap"] <= 1.0 and 0.0 <= r[score]["test_auroc"] <= 1.0
+    chosen = verdict(result)["validation picks"]
+    best = max(r[s]["valid_ap"] for r in result["epochs"] for s in SCORES)
+    assert result["epochs"][chosen["epoch"] - 1][chosen["score"]]["valid_ap"] == best
+    assert "| validation picks |" in table(result)
