@@ -197,8 +197,8 @@ def _residual_heads(det: Any, X: np.ndarray, y: np.ndarray, rows: dict[str, np.n
     channels = {"image": image, "residual": np.abs(image - rec)}
     channels = {k: (v - v[rows["fit"]].mean()) / v[rows["fit"]].std() for k, v in channels.items()}
     out = {}
-    for name, keys in ((f"small CNN on |x − G(x)| ({epochs} epochs)", ("residual",)),
-                       (f"small CNN on x and |x − G(x)| ({epochs} epochs)", ("image", "residual")),
+    for name, keys in ((f"small CNN on the residual abs(x − G(x)) ({epochs} epochs)", ("residual",)),
+                       (f"small CNN on x and abs(x − G(x)) ({epochs} epochs)", ("image", "residual")),
                        (f"small CNN on x alone ({epochs} epochs)", ("image",))):
         inputs = np.moveaxis(np.concatenate([channels[k] for k in keys], axis=1), 1, -1).astype(np.float32)
         cnn = SmallCNN(epochs=epochs, random_state=seed).fit(inputs[rows["fit"]], y[rows["fit"]])

@@ -237,3 +237,28 @@ def test_the_generator_pass_of_a_training_step_cannot_carry_the_label(digits):
         assert len(seen) == 1 and seen[0].shape == x.shape  # one pass, over every image of the batch
         reconstructions.append(seen[0])
     torch.testing.assert_close(reconstructions[0], reconstructions[1])
+
+
+def test_inference_between_training_steps_does_not_change_training(digits):
+    """A callback that runs inference after every epoch (forward_into puts every network in eval mode) leaves
+    training as it was: each step puts the generator *and both discriminators* back in train mode. Before, the
+    discriminators stayed in eval mode and trained on their running batch-norm statistics from then on."""
+    from skorch.callbacks import Callback
+
+    from skdefect._validation import check_fit_inputs
+    from skdefect.training import ImageBatchSource
+
+    X, y, *_ = digits
+    source = ImageBatchSource(check_fit_inputs(X[:16], None, None, require="none")[0], size=(32, 32))
+
+    class Inference(Callback):
+        def on_epoch_end(self, net, **kwargs):  # noqa: ANN001, ANN003
+            net.forward_into(source, lambda x: net.module_(x)[0].mean(dim=(1, 2, 3)))
+
+    plain = DualDiscriminatorGANDetector(**{**FAST, "epochs": 3}).fit(X, y)
+    probed = DualDiscriminatorGANDetector(**{**FAST, "epochs": 3}, callbacks=[Inference()]).fit(X, y)
+    keys = ("train_loss", "train_d_normal", "train_d_anomalous", "valid_ap")
+    assert len(plain.net_.history) == len(probed.net_.history) == 3
+    for a, b in zip(plain.net_.history, probed.net_.history, strict=True):
+        assert [a[k] for k in keys] == pytest.approx([b[k] for k in keys], rel=1e-6)
+    np.testing.assert_allclose(plain.decision_function(X), probed.decision_function(X), rtol=1e-6)

@@ -162,7 +162,10 @@ class DualGANNet(DefectNetBase):
             anomalous = y >= 0.5
         normal = ~anomalous
         has_normal, has_anomalous = bool(normal.any()), bool(anomalous.any())  # one host sync per batch
-        self.module_.train()
+        # All three networks in train mode, every step: an inference pass between steps (forward_into, which a
+        # user's callback may run, or skorch's own evaluation) leaves every module in eval mode, and
+        # discriminators left there would train on their running batch-norm statistics from then on.
+        self._set_training(True)
         # One generator pass over the whole minibatch, both classes together: in train mode every batch norm
         # normalises with the statistics of the batch, and a class-pure pass would hand the generator the
         # label through them (a channel that does not exist at inference, where the running statistics are
