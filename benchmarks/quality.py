@@ -137,6 +137,7 @@ DATASETS: dict[str, Callable[[dict], Iterator[Split]]] = {
     "mnist_seen": lambda spec: _mnist(spec, normals_only=False),
     "mnist_normals": lambda spec: _mnist(spec, normals_only=True),
     "elpv": _elpv,
+    "elpv_128": _elpv,
     "elpv_30_anomalies": lambda spec: _elpv(spec, n_anomalies=30),
     "crackforest": _crackforest,
 }
@@ -145,7 +146,7 @@ DATASETS: dict[str, Callable[[dict], Iterator[Split]]] = {
 MAIN_METRIC = {
     "synthetic": "image_ap", "magnetic_tile_64": "image_ap", "magnetic_tile_128": "image_ap",
     "mnist_seen": "image_auroc", "mnist_normals": "image_auroc", "elpv": "image_auroc",
-    "elpv_30_anomalies": "image_auroc", "crackforest": "pixel_auroc",
+    "elpv_128": "image_auroc", "elpv_30_anomalies": "image_auroc", "crackforest": "pixel_auroc",
 }
 
 
@@ -273,6 +274,10 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             gan("GAN, flips, width 2", patch_size=16, patch_stride=8, augment=True, width=2.0),
             gan("GAN, 150 epochs", patch_size=16, patch_stride=8, epochs=150),
             baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True),
+        ]),
+        "elpv_128": ({"side": 128, "seeds": [0, 1, 2]}, [  # the side and patches of the authors' code (REFERENCE)
+            gan("GAN (default)"),
+            baseline("logreg"), baseline("small_cnn", timed=True),
         ]),
         "elpv_30_anomalies": ({"seeds": [0, 1, 2]}, [
             gan("GAN (default)", patch_size=16, patch_stride=8),
