@@ -1,7 +1,7 @@
 """Is the GAN's early stopping watching the wrong score? Every score's validation AP after every epoch.
 
     python -m benchmarks.gan_epoch_scores --dataset synthetic   # ~4 min on one CPU core
-    python -m benchmarks.gan_epoch_scores --dataset elpv        # ~12 min; needs `pip install skdefect[datasets]`
+    python -m benchmarks.gan_epoch_scores --dataset elpv        # ~18 min; needs `pip install skdefect[datasets]`
 
 The GAN detector's early stopping judges an epoch by the validation AP of the reconstruction score
 (``valid_ap``), while ``anomaly_score="auto"`` picks, after training, whichever of its four scores
