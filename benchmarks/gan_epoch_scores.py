@@ -32,19 +32,11 @@ MEMORY_NORMALS, PATCH_ROWS = 256, 4096
 
 
 def _split(dataset: str) -> tuple[np.ndarray, ...]:
-    """The quality suite's split: the embedded data's quick profile (seed 0) or ELPV 64 px seed 0."""
-    if dataset == "synthetic":
-        from skdefect.datasets import make_surface_defects
+    """The quality suite's own split: the embedded data's quick profile (seed 0) or ELPV 64 px seed 0."""
+    from benchmarks.quality import DATASETS
 
-        X, y, _ = make_surface_defects(600, (64, 64), random_state=100)
-        return X[:400], y[:400], X[400:], y[400:]
-    from sklearn.model_selection import StratifiedShuffleSplit
-
-    from skdefect.datasets import load_elpv
-
-    X, y, _ = load_elpv(image_shape=(64, 64))
-    tr, te = next(StratifiedShuffleSplit(1, test_size=0.3, random_state=0).split(X, y))
-    return X[tr], y[tr], X[te], y[te]
+    split = next(DATASETS[dataset]({"seeds": [0]}))
+    return split.X_train, split.y_train, split.X_test, split.y_test
 
 
 def _epoch_probe(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray, seed: int,
