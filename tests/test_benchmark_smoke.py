@@ -194,3 +194,31 @@ def test_gan_epoch_scores_reads_every_score_on_the_detectors_own_validation_imag
     best = max(r[s]["valid_ap"] for r in result["epochs"] for s in SCORES)
     assert result["epochs"][chosen["epoch"] - 1][chosen["score"]]["valid_ap"] == best
     assert "| validation picks |" in table(result)
+
+
+def test_gan_fit_diagnosis_reads_its_own_training_rows_and_uses_the_deeper_generator():
+    """The fit diagnosis reads both scores on training and test images, gives the ABC balance point of the
+    weights in use, and its deeper-generator variant really trains the module registered through the hook."""
+    import math
+
+    from benchmarks.gan_fit_diagnosis import VARIANTS, DeeperUNetGenerator, _register_deeper_generator, diagnose, table
+    from skdefect import DualDiscriminatorGANDetector
+    from skdefect.datasets import make_surface_defects
+
+    rows = [diagnose("synthetic", 0, "default", epochs=1, width=0.25),
+            diagnose("synthetic", 0, "no ABC", epochs=1, width=0.25)]
+    assert rows[0]["abc_balance_a"] == pytest.approx(math.log1p(0.5 / 3.0)) and rows[1]["abc_balance_a"] is None
+    for row in rows:
+        assert row["epochs_run"] == 1
+        for key in ("recon_train_auroc", "recon_test_auroc", "patch_train_auroc", "patch_test_auroc"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["train_l1_normal"] > 0 and row["train_l1_anomalous"] > 0
+    assert "| synthetic | 0 | no ABC | 1 |" in table({"rows": rows, "commands": [], "device": "cpu"})
+
+    _register_deeper_generator()
+    _register_deeper_generator()  # idempotent: a second registration would be a name conflict
+    X, y, _ = make_surface_defects(24, (32, 32), random_state=0)
+    det = DualDiscriminatorGANDetector(epochs=1, width=0.25, random_state=0, device="cpu",
+                                       **VARIANTS["deeper generator"]).fit(X, y)
+    assert isinstance(det.net_.module_, DeeperUNetGenerator)
+    assert det.decision_function(X).shape == (24,)
