@@ -243,6 +243,9 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("segmentation only (max of map)", dec_epochs=0),
             two_stage("cosine schedule", lr_schedule="cosine"),
             gan("GAN (default)"),
+            # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
+            gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
+            gan("GAN, ABC on patches", patch_size=16, patch_stride=8, abc_error="patch"),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_64": ({"side": 64, "seeds": [0]}, [
@@ -273,6 +276,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             gan("GAN, flips", patch_size=16, patch_stride=8, augment=True),
             gan("GAN, flips, width 2", patch_size=16, patch_stride=8, augment=True, width=2.0),
             gan("GAN, 150 epochs", patch_size=16, patch_stride=8, epochs=150),
+            gan("GAN, ABC on patches", patch_size=16, patch_stride=8, abc_error="patch"),
             baseline("logreg"), baseline("mlp"), baseline("small_cnn", timed=True),
         ]),
         "elpv_128": ({"side": 128, "seeds": [0, 1, 2]}, [  # the side and patches of the authors' code (REFERENCE)

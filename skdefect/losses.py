@@ -48,6 +48,7 @@ __all__ = [
     "patch_loss",
     "latent_loss",
     "abc_loss",
+    "abc_loss_of_error",
 ]
 
 BaseLoss = Callable[[Tensor, Tensor], Tensor]
@@ -596,7 +597,28 @@ def abc_loss(x: Tensor, x_hat: Tensor, eps: float = 1e-6) -> Tensor:
     Tensor
         Shape ``(n,)``, positive.
     """
+    return abc_loss_of_error(_mean_abs_error(x, x_hat), eps)
+
+
+def abc_loss_of_error(a: Tensor, eps: float = 1e-6) -> Tensor:
+    """ABC loss ``−log(1 − exp(−A))`` of given per-sample errors ``A`` (GAN paper, Eq. 8).
+
+    :func:`abc_loss` applies it to the mean L1 error (the paper's ``A``); the GAN detector's
+    ``abc_error="patch"`` applies it to the :func:`patch_loss` of the anomalous images instead.
+
+    Parameters
+    ----------
+    a : Tensor
+        Per-sample errors, shape ``(n,)``, ≥ 0.
+    eps : float, default=1e-6
+        Lower clamp of ``A``, > 0.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(n,)``, positive.
+    """
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
-    a = _mean_abs_error(x, x_hat).clamp_min(eps)
+    a = a.clamp_min(eps)
     return -torch.log(-torch.expm1(-a))

@@ -149,6 +149,8 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
     ("lr-zero", ts_fit(lr=0.0), ValueError, [r"'lr' parameter", r"range \(0.0, inf\)", r"Got 0.0"]),
     ("lr-inf", gan_fit(lr=float("inf")), ValueError, [r"'lr' parameter", r"range \(0.0, inf\)", r"Got inf"]),
     ("w_abc-inf", gan_fit(w_abc=float("inf")), ValueError, [r"'w_abc' parameter", r"range \[0.0, inf\)", r"Got inf"]),
+    ("abc_error-unknown", gan_fit(abc_error="max"), ValueError,
+     [r"'abc_error' parameter", r"'mean'", r"'patch'", r"Got 'max'"]),
     ("width-negative", gan_fit(width=-0.5), ValueError, [r"'width' parameter", r"range \(0.0, inf\)", r"Got -0.5"]),
     ("norm-unknown", ts_fit(norm="layer"), ValueError,
      [r"'norm' parameter", r"must be a str among \{", r"'batch'", r"Got 'layer'"]),

@@ -6,10 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
+from skdefect import losses
 from skdefect.gan import DualDiscriminatorGANDetector
 
 FAST = dict(width=0.5, epochs=2, batch_size=32, image_size=32, random_state=0, device="cpu")
@@ -192,6 +194,21 @@ def test_abc_loss_pushes_anomalies_away(digits):
         return s[y == 1].mean() - s[y == 0].mean()
 
     assert gap(with_abc) > gap(without)
+
+
+def test_abc_error_patch_feeds_the_patch_loss_of_anomalies_to_abc(digits):
+    """abc_error="patch" is a plain hyperparameter: the net computes A as the patch loss, training changes, and
+    a clone carries it."""
+    X, y, *_ = digits
+    kw = {**FAST, "epochs": 2, "patch_size": 8, "patch_stride": 4, "top_n": 2}
+    mean = DualDiscriminatorGANDetector(**kw).fit(X, y)
+    patch = DualDiscriminatorGANDetector(abc_error="patch", **kw).fit(X, y)
+    assert clone(patch).get_params()["abc_error"] == "patch" and patch.net_.abc_error == "patch"
+    x = torch.rand(3, 1, 16, 16)
+    x_hat = torch.rand(3, 1, 16, 16)
+    torch.testing.assert_close(patch.net_._abc_error(x, x_hat), losses.patch_loss(x, x_hat, 8, 4, 2))
+    torch.testing.assert_close(mean.net_._abc_error(x, x_hat), losses.l1_reconstruction_loss(x, x_hat))
+    assert [h["train_g_abc"] for h in mean.net_.history] != [h["train_g_abc"] for h in patch.net_.history]
 
 
 def test_patch_loss_concentrates_on_the_worst_patches(digits):

@@ -532,6 +532,24 @@ def test_abc_loss_decreases_towards_zero_as_error_grows():
     assert torch.all(xh.grad < 0)  # minimising pushes the reconstruction further away
 
 
+def test_abc_loss_of_error_is_the_abc_of_any_per_sample_error():
+    """abc_loss is abc_loss_of_error of the mean L1 error; given the patch loss instead, its gradient reaches only
+    the pixels of the worst patches (the GAN detector's abc_error="patch")."""
+    rng = np.random.default_rng(4)
+    x = t(rng.random((2, 1, 8, 8)), torch.float64)
+    xh = t(rng.random((2, 1, 8, 8)), torch.float64)
+    a = (x - xh).abs().flatten(1).mean(1)
+    torch.testing.assert_close(L.abc_loss_of_error(a), L.abc_loss(x, xh))
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        L.abc_loss_of_error(a, eps=0.0)
+    xh = xh.clone().requires_grad_(True)
+    x = x.clone()
+    x[:, :, :4, :4] += 1.0  # one corner patch per image is by far the worst
+    L.abc_loss_of_error(L.patch_loss(x, xh, patch_size=4, stride=4, top_n=1)).sum().backward()
+    assert torch.all(xh.grad[:, :, :4, :4] != 0) and torch.all(xh.grad[:, :, 4:, :] == 0)
+    assert torch.all(xh.grad[:, :, :, 4:] == 0)
+
+
 # ------------------------------------------------------------- dtypes, shapes, exports
 
 

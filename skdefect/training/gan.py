@@ -63,6 +63,7 @@ class DualGANNet(DefectNetBase):
         normal_group_probability: float = 0.5,
         group_seed: int = 0,
         valid_score: str = "recon",
+        abc_error: str = "mean",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -75,6 +76,7 @@ class DualGANNet(DefectNetBase):
         self.normal_group_probability = normal_group_probability
         self.group_seed = group_seed
         self.valid_score = valid_score
+        self.abc_error = abc_error
 
     def initialize_module(self) -> DualGANNet:
         super().initialize_module()
@@ -151,8 +153,15 @@ class DualGANNet(DefectNetBase):
             d_out = self.disc_anomalous_(x_hat)
         return {
             "g_anomaly_adv": (self._w("w_anomaly_adv"), losses.anomaly_adversarial_loss(d_out.float()).mean()),
-            "g_abc": (self._w("w_abc"), losses.abc_loss(x.float(), x_hat.float()).mean()),
+            "g_abc": (self._w("w_abc"), losses.abc_loss_of_error(self._abc_error(x.float(), x_hat.float())).mean()),
         }
+
+    def _abc_error(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """``A`` of the ABC loss per anomalous image: the mean L1 error (``abc_error="mean"``, the paper's) or the
+        patch loss, the mean of the ``top_n`` worst patches (``"patch"``)."""
+        if self.abc_error == "patch":
+            return losses.patch_loss(x, x_hat, self.patch_size, self.patch_stride, self.top_n)
+        return losses.l1_reconstruction_loss(x, x_hat)
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         x, extras = self.augment_batch(batch)
