@@ -15,6 +15,8 @@ Variants (the suite's default configuration, one thing changed):
 - ``default``: the paper's loss weights (``w_abc=0.5``);
 - ``no ABC``: ``w_abc=0`` (the generator's anomaly group keeps only the anomaly-adversarial loss);
 - ``ABC 1.5``: ``w_abc=1.5``, the top of the paper's weight grid;
+- ``ABC on patches``: ``abc_error="patch"`` with 16×16 patches at stride 8 (the ABC loss reads the anomalous
+  image's worst patches instead of its mean error);
 - ``deeper generator``: the paper's U-Net with a full-resolution 3×3 stem and a residual 3×3 conv at every
   encoder level (:class:`DeeperUNetGenerator`, ~1.5× the parameters), registered at run time through the
   plugin manager: does a stronger encoder learn what the paper's four strided convs do not?
@@ -48,6 +50,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "no ABC": {"w_abc": 0.0},
     "ABC 1.5": {"w_abc": 1.5},
+    "ABC on patches": {"abc_error": "patch", "patch_size": 16, "patch_stride": 8},
     "deeper generator": {"generator": "benchmark_deeper_unet"},
 }
 
