@@ -213,6 +213,7 @@ def test_gan_fit_diagnosis_reads_its_own_training_rows_and_uses_the_deeper_gener
         for key in ("recon_train_auroc", "recon_test_auroc", "patch_train_auroc", "patch_test_auroc"):
             assert 0.0 <= row[key] <= 1.0
         assert row["train_l1_normal"] > 0 and row["train_l1_anomalous"] > 0
+    assert 0.0 <= rows[0]["valid_ap_best"] <= 1.0
     assert "| synthetic | 0 | no ABC | 1 |" in table({"rows": rows, "commands": [], "device": "cpu"})
 
     _register_deeper_generator()
