@@ -170,11 +170,13 @@ def diagnose(dataset: str, seed: int, variant: str, **overrides: Any) -> dict[st
 def table(result: dict) -> str:
     lines = ["# Does the GAN's training separate its own training images?", "",
              f"Written on {result['device']}, one torch thread, by the commands below. The quality suite's split and "
-             "GAN configuration; *train* = the detector's own training rows (its validation rows left out). "
+             "GAN configuration; *train* = the detector's own training rows (its validation rows left out), "
+             "read with the weights early stopping kept; the last epoch's losses are the training history's. "
              "`A*` = ln(1 + w_abc / (w_recon + w_patch)), the mean L1 error at which the ABC loss and the "
              "reconstruction losses balance when the generator cannot tell the classes apart.", "",
              "| dataset | seed | variant | epochs | best validation AP | recon AUROC train / test | "
-             "patch AUROC train / test | train L1 normal / anomalous | A* | last-epoch ABC loss | fit CPU s |",
+             "patch AUROC train / test | train L1 normal / anomalous | A* | last epoch: L1 of normals, ABC loss | "
+             "fit CPU s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(result["rows"], key=lambda r: (r["dataset"], list(VARIANTS).index(r["variant"]), r["seed"])):
         a = "—" if r["abc_balance_a"] is None else f"{r['abc_balance_a']:.3f}"
@@ -184,6 +186,7 @@ def table(result: dict) -> str:
             f"{r['recon_train_auroc']:.3f} / {r['recon_test_auroc']:.3f} | "
             f"{r['patch_train_auroc']:.3f} / {r['patch_test_auroc']:.3f} | "
             f"{r['train_l1_normal']:.3f} / {r['train_l1_anomalous']:.3f} | {a} | "
+            f"{r['last_epoch_losses'].get('g_l1', float('nan')):.3f}, "
             f"{r['last_epoch_losses'].get('g_abc', float('nan')):.3f} | {r['fit_cpu_s']:.0f} |")
     lines += ["", "Commands:", ""] + [f"- `{c}`" for c in result["commands"]]
     return "\n".join(lines) + "\n"
