@@ -139,7 +139,11 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         latent L1, adversarial, anomaly adversarial, ABC); defaults are the paper's
         Table 2: 1.5, 1.5, 0.5, 0.5, 1.0, 0.5.
     patch_size, patch_stride : int, default=32, 16
-        Patches of the patch loss and of ``anomaly_score="patch"``.
+        Patches of the patch loss and of ``anomaly_score="patch"``. The defaults are
+        those of code that looks like the authors' at 128×128 (49 patches). On a
+        64×64 image they give 9 patches, all of which ``top_n=10`` averages: the
+        patch loss is then a centre-weighted L1 loss. Scale them with the image
+        (16 and 8 at 64 px, as the quality suite does on ELPV).
     top_n : int, default=10
         Patches averaged by the patch loss and the patch score.
     abc_error : {"mean", "patch"}, default="mean"
