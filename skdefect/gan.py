@@ -156,9 +156,10 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         well: when the generator cannot yet tell the classes apart, both pulls
         balance at a mean error of ``ln(1 + w_abc / (w_recon + w_patch))`` (0.154 at
         the paper's weights) on every image, normal or not. With ``"patch"`` only the
-        worst patches of an anomalous image are pushed, which the generator can meet
-        by failing on the defect alone (see ``docs/benchmarks.md`` for both,
-        measured).
+        worst patches of an anomalous image are pushed, which the generator could meet
+        by failing on the defect alone. Measured (``docs/benchmarks.md``), it changes
+        little: ELPV AUROC 0.818 against 0.814 (three split seeds), the embedded data
+        AP 0.574 against 0.546, both at 16×16 patches.
     anomaly_score : {"auto", "recon", "patch", "memory", "patch_memory"}, default="auto"
         What :meth:`decision_function` returns (not called ``score``: that name is
         sklearn's ``score(X, y)`` method):
