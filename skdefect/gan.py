@@ -158,8 +158,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         the paper's weights) on every image, normal or not. With ``"patch"`` only the
         worst patches of an anomalous image are pushed, which the generator could meet
         by failing on the defect alone. Measured (``docs/benchmarks.md``), it changes
-        little: ELPV AUROC 0.818 against 0.814 (three split seeds), the embedded data
-        AP 0.574 against 0.546, both at 16×16 patches.
+        little: over three split seeds, with 16×16 patches, ELPV AUROC 0.818 against
+        0.814 and the embedded data's AP 0.574 against 0.565.
     anomaly_score : {"auto", "recon", "patch", "memory", "patch_memory"}, default="auto"
         What :meth:`decision_function` returns (not called ``score``: that name is
         sklearn's ``score(X, y)`` method):
