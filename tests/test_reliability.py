@@ -159,7 +159,7 @@ def test_inf_in_the_decision_stage_names_the_decision_term(monkeypatch):
     [
         ("latent_loss", "g_latent", "d_normal"),  # the NaN generator then poisons the discriminators
         ("l1_reconstruction_loss", "g_l1", "d_normal"),
-        ("abc_loss", "g_abc", "d_anomalous"),  # the anomaly group: runs on a random share of the batches
+        ("abc_loss_of_error", "g_abc", "d_anomalous"),  # the anomaly group: runs on a random share of the batches
         ("lsgan_discriminator_loss", "d_normal", "g_adv"),  # D_N and D_A both go NaN in the same batch
     ],
 )
