@@ -109,8 +109,9 @@ def run(dataset: str, seed: int = 0, on_row: Any = None, **overrides: Any) -> di
         if on_row is not None:
             on_row(result)
 
-    params = {"patch_size": 16, "patch_stride": 8} if dataset == "elpv" else {}  # the suite's configuration
-    params.update(overrides)
+    from benchmarks.quality import method_params
+
+    params = {**method_params(dataset), **overrides}  # the suite's configuration
     callback = _epoch_probe(X_tr, y_tr, X_te, y_te, seed, on_epoch)
     start = time.process_time()
     DualDiscriminatorGANDetector(random_state=seed, device="cpu", early_stopping=False, callbacks=[callback],

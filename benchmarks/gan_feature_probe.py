@@ -225,7 +225,9 @@ def run(seed: int, w_cls: float, on_row: Any = None, parts: tuple[str, ...] = PA
         "split": {"fit": len(fit), "valid": len(valid), "test": len(test), "side": 64}, "runs": dict(kept),
     }
     command = f"python -m benchmarks.gan_feature_probe --seed {seed} --w-cls {w_cls:g} --parts {' '.join(parts)}"
-    params = {"patch_size": 16, "patch_stride": 8, **overrides}  # the suite's ELPV configuration
+    from benchmarks.quality import method_params
+
+    params = {**method_params("elpv"), **overrides}  # the suite's ELPV configuration
     for part, name, patch in (
         ("default", "default GAN", contextlib.nullcontext()),
         ("head", f"GAN + classification head (w_cls={w_cls:g}, prototype)", _classification_head(w_cls)),

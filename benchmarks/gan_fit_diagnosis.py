@@ -43,6 +43,8 @@ import torch
 from torch import nn
 
 from benchmarks._common import device_name
+from skdefect.nn._common import init_weights, make_norm, scaled
+from skdefect.nn.gan import _LEAK, UNetGenerator
 from skdefect.plugins import hookimpl
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,25 +58,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-class DeeperUNetGenerator(nn.Module):
+class DeeperUNetGenerator(UNetGenerator):
     """The paper's U-Net generator (:class:`skdefect.nn.gan.UNetGenerator`) with a deeper encoder.
 
     A full-resolution conv3×3 · BN · LeakyReLU stem before ``enc1`` (which then reads the stem's channels), and
     after every encoder level a residual LeakyReLU · conv3×3 · BN at the level's width. Decoder, skips and
-    bottleneck are the paper's.
+    bottleneck are the paper's (its ``forward`` and ``encode`` run on :meth:`_encode`).
     """
 
     def __init__(self, in_channels: int = 3, width: float = 1.0) -> None:
-        from skdefect.nn._common import init_weights, make_norm, scaled
-        from skdefect.nn.gan import _LEAK, UNetGenerator
-
-        super().__init__()
-        self.base = UNetGenerator(in_channels, width)
-        self.latent_channels = self.base.latent_channels
-        widths = [scaled(c, self.base.width) for c in (8, 16, 32, 64)]
+        super().__init__(in_channels, width)
+        widths = [scaled(c, self.width) for c in (8, 16, 32, 64)]
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
                                   make_norm("batch", widths[0]), nn.LeakyReLU(_LEAK))
-        self.base.enc1[0] = nn.Conv2d(widths[0], widths[0], 4, stride=2, padding=1, bias=False)
+        self.enc1[0] = nn.Conv2d(widths[0], widths[0], 4, stride=2, padding=1, bias=False)
         self.refine = nn.ModuleList(
             nn.Sequential(nn.LeakyReLU(_LEAK), nn.Conv2d(c, c, 3, padding=1, bias=False), make_norm("batch", c))
             for c in widths)
@@ -82,25 +79,15 @@ class DeeperUNetGenerator(nn.Module):
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         h, levels = self.stem(x), []
-        for layer, refine in zip((self.base.enc1, self.base.enc2, self.base.enc3, self.base.enc4), self.refine,
-                                 strict=True):
+        for layer, refine in zip((self.enc1, self.enc2, self.enc3, self.enc4), self.refine, strict=True):
             h = layer(h)
             h = h + refine(h)
             levels.append(h)
         return levels
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self._encode(x)[-1]
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
         return self._encode(x)[1]
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h1, h2, h3, z = self._encode(x)
-        b = self.base
-        d = b.dec2(torch.cat([b.dec1(z), h3], dim=1))
-        d = b.dec3(torch.cat([d, h2], dim=1))
-        return b.dec4(torch.cat([d, h1], dim=1)), z
 
 
 class _DeeperGeneratorPlugin:
@@ -120,16 +107,9 @@ def _register_deeper_generator() -> None:
         get_plugin_manager().register(_DeeperGeneratorPlugin(), name="benchmark-deeper-generator")
 
 
-def _suite_params(dataset: str) -> dict[str, Any]:
-    """The full quality profile's ``GAN (default)`` parameters for ``dataset`` (ELPV: 16×16 patches)."""
-    from benchmarks.quality import PROFILES
-
-    return dict(next(m.params for m in PROFILES["full"][dataset][1] if m.name == "GAN (default)"))
-
-
 def diagnose(dataset: str, seed: int, variant: str, **overrides: Any) -> dict[str, Any]:
     """Fit one variant on the suite's split of ``dataset`` (seed ``seed``); ``overrides`` shrink it for tests."""
-    from benchmarks.quality import DATASETS
+    from benchmarks.quality import DATASETS, method_params
     from skdefect import DualDiscriminatorGANDetector
     from skdefect._base import holdout_split
     from skdefect.metrics import roc_auc
@@ -137,7 +117,7 @@ def diagnose(dataset: str, seed: int, variant: str, **overrides: Any) -> dict[st
     if variant == "deeper generator":
         _register_deeper_generator()
     split = next(DATASETS[dataset]({"seeds": [seed]}))
-    params = {**_suite_params(dataset), **VARIANTS[variant], **overrides}
+    params = {**method_params(dataset), **VARIANTS[variant], **overrides}
     det = DualDiscriminatorGANDetector(random_state=seed, device="cpu", **params)
     start = time.process_time()
     det.fit(split.X_train, split.y_train)

@@ -304,6 +304,11 @@ PROFILES["paper"] = {  # on a GPU: the papers' networks at native resolution, as
 }
 
 
+def method_params(dataset: str, name: str = "GAN (default)", profile: str = "full") -> dict[str, Any]:
+    """The parameters the suite gives method ``name`` on ``dataset`` (the probes in ``benchmarks/`` fit the same)."""
+    return dict(next(m.params for m in PROFILES[profile][dataset][1] if m.name == name))
+
+
 # -- one fit -------------------------------------------------------------------------------------------------------
 def _metrics(split: Split, est: Any) -> dict[str, float]:
     from skdefect.metrics import average_precision, pixel_average_precision, pixel_roc_auc, roc_auc
