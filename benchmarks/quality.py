@@ -242,6 +242,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
             two_stage("segmentation only (max of map)", dec_epochs=0),
             two_stage("cosine schedule", lr_schedule="cosine"),
+            two_stage("decision net reads the image", backbone="wang2022_image"),
             gan("GAN (default)"),
             # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
             gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
@@ -253,6 +254,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("gamma = 0", gamma=0.0),
             two_stage("lambda = 0", dice_weight=0.0),
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
+            two_stage("decision net reads the image", backbone="wang2022_image"),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
@@ -457,11 +459,11 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
 
     result["commands"] = [*result.get("commands", []), command][-20:]
 
-    commit = _commit()
+    commit, device = _commit(), _device()
 
     def record(rows: list[dict]) -> None:
-        for r in rows:
-            r["command"], r["commit"] = command, commit
+        for r in rows:  # floating-point kernels differ between CPU models: a row names the machine it ran on
+            r["command"], r["commit"], r["device"] = command, commit, device
         result["rows"].extend(rows)
         for r in rows:
             shown = ", ".join(f"{k} {r[k]:.3f}" for k in ("image_ap", "image_auroc", "pixel_auroc") if k in r)

@@ -18,6 +18,7 @@ from skdefect.nn import (
     flops_per_image,
     parameter_table,
 )
+from skdefect.nn.wang2022 import Wang2022ImageTwoStage
 
 
 @pytest.fixture(autouse=True)
@@ -196,6 +197,40 @@ def test_wang_decision_gradient_does_not_reach_segmentation() -> None:
     seg, _ = net(torch.rand(2, 3, 32, 32))
     seg.mean().backward()
     assert all(g is not None for g in _grads(net.segmentation))
+
+
+def test_image_decision_net_reads_the_image_and_leaves_segmentation_alone() -> None:
+    net = Wang2022ImageTwoStage(width=0.25)
+    x = torch.rand(2, 3, 32, 32)
+    seg, logit = net(x)
+    assert seg.shape == (2, 1, 32, 32) and logit.shape == (2,)
+    logit.sum().backward()
+    assert all(g is None for g in _grads(net.segmentation))
+    assert all(g is not None and torch.count_nonzero(g) > 0 for g in _grads(net.decision.image))
+    inputs = net.decision_inputs(x)
+    assert len(inputs) == 3 and inputs[2] is x and not inputs[0].requires_grad
+    net.eval()
+    torch.testing.assert_close(net.decision(*net.decision_inputs(x)), net(x)[1])
+
+
+def test_image_decision_net_learns_from_the_image_alone() -> None:
+    """With the segmentation logits and features held at zero, the image is the only input that carries the
+    label (here a faint global brightness change, the kind of defect a segmentation map misses)."""
+    dec = Wang2022ImageTwoStage(width=0.25).decision
+    gen = torch.Generator().manual_seed(0)
+    y = (torch.arange(64) % 2).float()
+    x = torch.rand(64, 3, 32, 32, generator=gen) * 0.8 + 0.1 * y[:, None, None, None]
+    seg, features = torch.zeros(64, 1, 32, 32), torch.zeros(64, 16, 4, 4)
+    opt = torch.optim.Adam(dec.parameters(), lr=1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(dec(seg, features, x), y).backward()
+        opt.step()
+    dec.eval()
+    x_te = torch.rand(64, 3, 32, 32, generator=gen) * 0.8 + 0.1 * y[:, None, None, None]
+    with torch.no_grad():
+        scores = dec(seg, features, x_te)
+    assert scores[y == 1].min() > scores[y == 0].max()  # measured: fully separated
 
 
 def test_wang_detach_false_lets_gradient_through() -> None:

@@ -61,6 +61,8 @@ from ._common import check_channels, check_divisible, check_norm, check_width, i
 
 __all__ = [
     "FeatureDecisionNet",
+    "ImageFeatureDecisionNet",
+    "Wang2022ImageTwoStage",
     "Wang2022FeatureTwoStage",
     "Wang2022SegmentationNet",
     "Wang2022DecisionNet",
@@ -389,3 +391,82 @@ class Wang2022FeatureTwoStage(nn.Module):
         """Segmentation logits ``(n, 1, H, W)`` and decision logit ``(n,)``."""
         seg, features = self.segmentation.forward_features(x)
         return seg, self.decision(seg.detach(), features.detach())
+
+
+class ImageFeatureDecisionNet(FeatureDecisionNet):
+    """:class:`FeatureDecisionNet` that also reads the image through a small convolutional tower (not in a paper).
+
+    Both papers' decision nets see only what the segmentation net computed: where its map misses a defect
+    (a large, low-contrast area; a faint texture change that no mask outlines well), the decision net has
+    nothing left to rank with. This head adds the missing input: the image itself, through three
+    conv3×3 · norm · ReLU · max-pool 2 blocks (16, 32, 64 channels · width) down to the features'
+    1/8 resolution, concatenated with the segmentation features and pooled map ahead of
+    :class:`FeatureDecisionNet`'s layers.
+
+    Parameters
+    ----------
+    feature_channels : int
+        Channels of the segmentation features.
+    in_channels : int, default=3
+        Channels of the image.
+    width : float, default=1.0
+        Channel multiplier.
+    norm : {"batch", "instance", "none"}, default="batch"
+
+    Notes
+    -----
+    ``forward(seg_logits, features, x)`` takes the logits ``(n, 1, H, W)``, the features
+    ``(n, C, H/8, W/8)`` and the image ``(n, in_channels, H, W)`` and returns the decision logits ``(n,)``.
+    """
+
+    levels: int = 3
+
+    def __init__(self, feature_channels: int, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
+        check_norm(norm)
+        layers: list[nn.Module] = []
+        c_prev = int(in_channels)
+        for i in range(self.levels):
+            c = scaled(16 * 2**i, check_width(width))
+            layers += [*_conv_norm_relu(c_prev, c, 3, norm), nn.MaxPool2d(2)]
+            c_prev = c
+        super().__init__(int(feature_channels) + c_prev, width=width, norm=norm)
+        self.image = nn.Sequential(*layers)
+        init_weights(self.image)
+
+    def forward(self, seg: torch.Tensor, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Decision logits ``(n,)`` from the segmentation logits, its features and the image."""
+        return super().forward(seg, torch.cat([features, self.image(x)], dim=1))
+
+
+class Wang2022ImageTwoStage(Wang2022FeatureTwoStage):
+    """The Table-1 segmentation net with :class:`ImageFeatureDecisionNet` (backbone ``"wang2022_image"``).
+
+    Trained as :class:`Wang2022FeatureTwoStage` (segmentation stage, then decision stage on the frozen
+    segmentation net); its decision net also reads the image.
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+    width : float, default=1.0
+    norm : {"batch", "instance", "none"}, default="batch"
+
+    Notes
+    -----
+    ``forward(x)`` returns ``(seg_logits, decision_logit)``; ``decision_inputs(x)`` the detached logits and
+    features and the image.
+    """
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
+        super().__init__(in_channels=in_channels, width=width, norm=norm)
+        self.decision = ImageFeatureDecisionNet(
+            self.segmentation.feature_channels, in_channels=in_channels, width=width, norm=norm
+        )
+
+    def decision_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        """The decision net's inputs: segmentation logits and features, detached, and the image."""
+        return (*super().decision_inputs(x), x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segmentation logits ``(n, 1, H, W)`` and decision logit ``(n,)``."""
+        seg, features = self.segmentation.forward_features(x)
+        return seg, self.decision(seg.detach(), features.detach(), x)

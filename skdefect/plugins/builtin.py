@@ -126,6 +126,10 @@ def skdefect_register_backbones() -> dict[str, Callable[..., Any]]:
             "wang2022", "Wang2022FeatureTwoStage",
             "Table 1's segmentation net with a decision net that also reads its features (SegDecNet-style).",
         ),
+        "wang2022_image": _Network(
+            "wang2022", "Wang2022ImageTwoStage",
+            "Table 1's segmentation net with a decision net that reads the image, its features and its map.",
+        ),
         "segdec": _Network("segdec", "SegDecNet", "Božič et al. 2021 SegDecNet (mixed supervision)."),
         "unet_generator": _Network("gan", "UNetGenerator", "The dual-discriminator GAN's U-Net generator."),
         "patch_discriminator": _Network(
