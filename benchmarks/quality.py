@@ -366,7 +366,7 @@ def run_split(dataset: str, split: Split, methods: list[Method]) -> list[dict]:
         rows.append({
             "dataset": dataset, "split": split.key, "group": split.group, "method": method.name, "kind": method.kind,
             "params": {k: v for k, v in method.params.items()}, **_metrics(split, est),
-            "fit_cpu_s": round(fit_cpu, 1), "fit_wall_s": round(fit_wall, 1), "budget_s": budget,
+            "fit_cpu_s": round(fit_cpu, 3), "fit_wall_s": round(fit_wall, 3), "budget_s": budget,
             **_training_info(est), "n_train": len(X), "n_test": len(split.X_test),
         })
     return rows
