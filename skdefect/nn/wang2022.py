@@ -446,9 +446,8 @@ class Wang2022ImageTwoStage(Wang2022FeatureTwoStage):
 
     Parameters
     ----------
-    in_channels : int, default=3
-    width : float, default=1.0
-    norm : {"batch", "instance", "none"}, default="batch"
+    in_channels, width, norm
+        As :class:`Wang2022FeatureTwoStage`.
 
     Notes
     -----
