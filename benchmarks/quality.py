@@ -255,6 +255,9 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("lambda = 0", dice_weight=0.0),
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
             two_stage("decision net reads the image", backbone="wang2022_image"),
+            # the small CNN's recipe: every training image, no early stopping, ~100 epochs
+            two_stage("decision net reads the image, no holdout, 100 epochs", backbone="wang2022_image",
+                      validation_fraction=0.0, dec_epochs=100),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
