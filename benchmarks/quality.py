@@ -537,6 +537,10 @@ def table(result: dict) -> str:
         spec = result.get("specs", {}).get(dataset, {})
         n_splits = len({r["split"] for r in sel})
         lines += [f"## {dataset}", "", f"{n_splits} splits; spec {json.dumps(spec)}", ""]
+        devices = list(dict.fromkeys(r["device"] for r in sel if "device" in r))
+        if devices and (len(devices) > 1 or devices[0] != result.get("device")):
+            lines += ["Rows ran on: " + "; ".join(devices) + " (float kernels differ between CPU models, and the "
+                      "fits' trajectories with them)", ""]
         metrics = [m for m in METRICS if any(m in r for r in sel)]
         head = ["method", *[("**" + m + "**") if m == main else m for m in metrics], "fit CPU s", "margin", "wins"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

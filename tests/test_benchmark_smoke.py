@@ -163,6 +163,7 @@ def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
     assert 0.0 <= two_stage["pixel_auroc"] <= 1.0  # the masks of the test split are scored
     saved = json.loads((tmp_path / "quality_smoke.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows, default=str))
+    assert {r["device"] for r in rows} == {saved["device"]}  # each row names the machine it ran on
     md = (tmp_path / "quality_smoke.md").read_text()
     assert "## synthetic" in md and "vs " in md  # each detector's margin over the best baseline
     for name in expected:
@@ -175,6 +176,20 @@ def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
     assert "concentrated_smooth_empty" not in get_plugin_manager().names("loss")  # the suite cleaned up after itself
     assert [r["command"] for r in again["rows"] if r["method"] == "logreg"] == [
         "python -m benchmarks.quality --profile smoke --datasets synthetic --methods logreg --out " + str(tmp_path)]
+
+
+def test_quality_table_names_the_machines_when_a_dataset_mixes_them():
+    from benchmarks.quality import table
+
+    def row(method: str, kind: str, device: str) -> dict:
+        return {"dataset": "synthetic", "split": "seed 0", "group": "", "method": method, "kind": kind,
+                "image_ap": 0.5, "fit_cpu_s": 1.0, "device": device}
+
+    result = {"profile": "full", "commit": "x", "skdefect": "0", "device": "cpu (B)", "commands": []}
+    same = table({**result, "rows": [row("det", "detector", "cpu (B)"), row("logreg", "baseline", "cpu (B)")]})
+    assert "Rows ran on" not in same
+    mixed = table({**result, "rows": [row("det", "detector", "cpu (A)"), row("logreg", "baseline", "cpu (B)")]})
+    assert "Rows ran on: cpu (A); cpu (B)" in mixed
 
 
 def test_gan_epoch_scores_reads_every_score_on_the_detectors_own_validation_images():
