@@ -124,8 +124,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         with a decision net that also reads its deepest features, SegDecNet-style;
         not in the paper), ``"wang2022_image"`` (the same, with a decision net
         that also reads the image through a small convolutional tower, for
-        defects the segmentation map misses; not in a paper), ``"segdec"`` (Božič et al. 2021, joint schedule with
-        dynamic balancing), or a plugin's name. ``"auto"`` is the paper's
+        defects the segmentation map misses; not in a paper; measured in
+        docs/benchmarks.md), ``"segdec"`` (Božič et al. 2021, joint schedule
+        with dynamic balancing), or a plugin's name. ``"auto"`` is the paper's
         ``"wang2022"`` on CUDA and ``"wang2022_features"`` on the CPU, where the
         paper's decision net (a 512-channel D1 at full resolution, then a 5×5
         convolution at half resolution) costs about 26 times its segmentation

@@ -422,11 +422,11 @@ class ImageFeatureDecisionNet(FeatureDecisionNet):
     levels: int = 3
 
     def __init__(self, feature_channels: int, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
-        check_norm(norm)
+        norm, width = check_norm(norm), check_width(width)
         layers: list[nn.Module] = []
         c_prev = int(in_channels)
         for i in range(self.levels):
-            c = scaled(16 * 2**i, check_width(width))
+            c = scaled(16 * 2**i, width)
             layers += [*_conv_norm_relu(c_prev, c, 3, norm), nn.MaxPool2d(2)]
             c_prev = c
         super().__init__(int(feature_channels) + c_prev, width=width, norm=norm)
