@@ -258,6 +258,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             # the small CNN's recipe: every training image, no early stopping, ~100 epochs
             two_stage("decision net reads the image, no holdout, 100 epochs", backbone="wang2022_image",
                       validation_fraction=0.0, dec_epochs=100),
+            # does early stopping end the segmentation stage too soon? (patience 10 -> 30, validation kept)
+            two_stage("patience 30", n_iter_no_change=30),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
