@@ -464,7 +464,7 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
 
     result["commands"] = [*result.get("commands", []), command][-20:]
 
-    commit, device = _commit(), _device()
+    commit, device = result["commit"], result["device"]
 
     def record(rows: list[dict]) -> None:
         for r in rows:  # floating-point kernels differ between CPU models: a row names the machine it ran on
