@@ -260,6 +260,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
                       validation_fraction=0.0, dec_epochs=100),
             # does early stopping end the segmentation stage too soon? (patience 10 -> 30, validation kept)
             two_stage("patience 30", n_iter_no_change=30),
+            # both measured remedies together: does the image input still add on a longer-trained segmentation?
+            two_stage("patience 30, decision net reads the image", backbone="wang2022_image", n_iter_no_change=30),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
