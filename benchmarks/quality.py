@@ -441,6 +441,28 @@ def _selected(dataset: str, method: str, only: tuple[str, ...] | None) -> bool:
     return only is None or method in only or f"{dataset}:{method}" in only
 
 
+#: Spec entries that select splits: a run restricted to some of them adds to what the file already holds.
+SELECTORS = ("seeds", "folds", "digits")
+
+
+def merge_spec(recorded: dict | None, ran: dict) -> dict:
+    """The spec of a dataset's rows after a run with spec ``ran`` on a file whose rows had spec ``recorded``.
+
+    The split selectors (:data:`SELECTORS`) are united: a run of ``--folds 2`` on a file holding all five folds
+    keeps the spec saying all five (no ``folds`` entry), and ``--seeds 1`` after seed 0 gives seeds ``[0, 1]``.
+    Every other entry (``side``, ``shape`` ...) is the run's.
+    """
+    if recorded is None:
+        return dict(ran)
+    merged = dict(ran)
+    for key in SELECTORS:
+        if key not in recorded or key not in ran:  # absent = every value of the profile ran
+            merged.pop(key, None)
+        else:
+            merged[key] = sorted({*recorded[key], *ran[key]})
+    return merged
+
+
 def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, overrides: dict | None = None,
         methods: tuple[str, ...] | None = None, command: str = "") -> dict:
     """Run ``datasets`` of ``profile``; ``overrides`` replace spec entries (``seeds``, ``folds``, ``digits``),
@@ -455,7 +477,8 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
         "device": _device(),
     })
     specs = {d: {**PROFILES[profile][d][0], **(overrides or {})} for d in datasets}
-    result.setdefault("specs", {}).update(specs)
+    recorded = result.setdefault("specs", {})
+    recorded.update({d: merge_spec(recorded.get(d), spec) for d, spec in specs.items()})
     splits = [(d, split) for d in datasets for split in DATASETS[d](specs[d])]
     fresh = {(d, split.key, m.name) for d, split in splits for m in PROFILES[profile][d][1]
              if _selected(d, m.name, methods)}

@@ -192,6 +192,18 @@ def test_quality_table_names_the_machines_when_a_dataset_mixes_them():
     assert "Rows ran on: cpu (A); cpu (B)" in mixed
 
 
+def test_quality_partial_runs_add_to_the_recorded_spec_instead_of_narrowing_it():
+    from benchmarks.quality import merge_spec
+
+    full = {"side": 64, "seeds": [0]}  # all five folds ran (no "folds" entry)
+    assert merge_spec(full, {"side": 64, "seeds": [0], "folds": [2]}) == full
+    assert merge_spec(None, {"side": 64, "seeds": [0], "folds": [2]}) == {"side": 64, "seeds": [0], "folds": [2]}
+    two = merge_spec({"side": 64, "seeds": [0], "folds": [2]}, {"side": 64, "seeds": [1], "folds": [0, 2]})
+    assert two == {"side": 64, "seeds": [0, 1], "folds": [0, 2]}
+    assert merge_spec(two, {"side": 64, "seeds": [0]}) == {"side": 64, "seeds": [0, 1]}
+    assert merge_spec({"seeds": [0], "digits": [7]}, {"seeds": [0], "digits": [8, 9]})["digits"] == [7, 8, 9]
+
+
 def test_gan_epoch_scores_reads_every_score_on_the_detectors_own_validation_images():
     """The per-epoch score probe reads the detector's validation rows (its recon AP is the net's own valid_ap)
     and its verdict names an epoch and a score chosen on them."""
