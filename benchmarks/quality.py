@@ -243,6 +243,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("segmentation only (max of map)", dec_epochs=0),
             two_stage("cosine schedule", lr_schedule="cosine"),
             two_stage("decision net reads the image", backbone="wang2022_image"),
+            two_stage("patience 30", n_iter_no_change=30),  # Magnetic tile's remedy: what does it do here?
             gan("GAN (default)"),
             # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
             gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
