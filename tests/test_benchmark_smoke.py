@@ -250,3 +250,18 @@ def test_gan_fit_diagnosis_reads_its_own_training_rows_and_uses_the_deeper_gener
                                        **VARIANTS["deeper generator"]).fit(X, y)
     assert isinstance(det.net_.module_, DeeperUNetGenerator)
     assert det.decision_function(X).shape == (24,)
+
+
+def test_gan_texture_probe_reads_untrained_and_trained_features_and_both_fits():
+    from benchmarks.gan_texture_probe import run, table
+
+    result = run([0], spec={"n_samples": 48, "side": 32}, epochs=1, width=0.25, patch_size=16, patch_stride=8)
+    info = result["seeds"]["0"]
+    names = list(info["rows"])
+    assert sum(n.startswith("untrained: ") for n in names) == 3
+    assert any(n.startswith("trained: GAN disc_anomalous") for n in names)  # both discriminators are read
+    assert {"default GAN", "ABC on the worst 8x8 patch"} == set(info["fits"])
+    assert all(0.0 <= row["test_ap"] <= 1.0 for row in info["rows"].values())
+    recon = next(row for n, row in info["rows"].items() if n.startswith("default GAN") and "(recon" in n)
+    assert 0.0 <= recon["train_auroc"] <= 1.0
+    assert "| mean |" in table(result)
