@@ -263,6 +263,9 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("patience 30", n_iter_no_change=30),
             # both measured remedies together: does the image input still add on a longer-trained segmentation?
             two_stage("patience 30, decision net reads the image", backbone="wang2022_image", n_iter_no_change=30),
+            # both stages still improved at their last epochs there: the longer budget of the lead
+            two_stage("patience 30, decision net reads the image, 100 + 60 epochs", backbone="wang2022_image",
+                      n_iter_no_change=30, seg_epochs=100, dec_epochs=60),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
