@@ -265,3 +265,29 @@ def test_gan_texture_probe_reads_untrained_and_trained_features_and_both_fits():
     recon = info["rows"]["default GAN: the paper's mean reconstruction error"]
     assert 0.0 <= recon["train_auroc"] <= 1.0
     assert "| mean |" in table(result)
+
+
+def test_stage_summary_finds_the_best_epoch_the_first_close_one_and_the_default_budgets_gap():
+    from benchmarks.two_stage_convergence import stage_summary
+
+    losses, lrs = [1.0, 0.5, 0.30, 0.2, 0.199, 0.25], [1e-3, 1e-3, 1e-3, 2.5e-4, 2.5e-4, 2.5e-4]
+    rows = [{"epoch": 10 + i, "valid_loss": v, "lr": lr} for i, (v, lr) in enumerate(zip(losses, lrs, strict=True))]
+    s = stage_summary(rows, start_epoch=9, default_epochs=3)
+    assert s["best_epoch"] == 5 and s["best_valid_loss"] == pytest.approx(0.199)
+    assert s["first_epoch_within"] == {"1%": 4, "5%": 4}  # 0.2 is within 0.5 % of 0.199
+    assert s["lr_cut_at"] == [4]  # the stage's own epoch numbers
+    assert s["default_budget_gap"] == pytest.approx(0.30 / 0.199 - 1)  # the best of its first three epochs
+
+
+def test_two_stage_convergence_records_every_epoch_of_both_stages_and_their_summaries():
+    from benchmarks.two_stage_convergence import run, table
+
+    result = run("synthetic", spec={"n_samples": 48, "side": 32}, seg_epochs=3, dec_epochs=2, width=0.25)
+    stages = [r["stage"] for r in result["history"]]
+    assert stages == ["segmentation"] * 3 + ["decision"] * 2  # patience 30: nothing stops this early
+    assert all("valid_ap" in r for r in result["history"] if r["stage"] == "decision")
+    for stage, n in (("segmentation", 3), ("decision", 2)):
+        s = result["stages"][stage]
+        assert s["epochs"] == n and not s["stopped_early"] and 1 <= s["best_epoch"] <= n
+    assert 0.0 <= result["test (reading only)"]["image_ap"] <= 1.0
+    assert "| segmentation | 3 | no |" in table(result)
