@@ -279,15 +279,23 @@ def test_stage_summary_finds_the_best_epoch_the_first_close_one_and_the_default_
     assert s["default_budget_gap"] == pytest.approx(0.30 / 0.199 - 1)  # the best of its first three epochs
 
 
-def test_two_stage_convergence_records_every_epoch_of_both_stages_and_their_summaries():
-    from benchmarks.two_stage_convergence import run, table
+def test_two_stage_convergence_records_every_epoch_of_both_stages_for_each_configuration():
+    from benchmarks.two_stage_convergence import CONFIGS, run, table
 
-    result = run("synthetic", spec={"n_samples": 48, "side": 32}, seg_epochs=3, dec_epochs=2, width=0.25)
-    stages = [r["stage"] for r in result["history"]]
-    assert stages == ["segmentation"] * 3 + ["decision"] * 2  # patience 30: nothing stops this early
-    assert all("valid_ap" in r for r in result["history"] if r["stage"] == "decision")
-    for stage, n in (("segmentation", 3), ("decision", 2)):
-        s = result["stages"][stage]
-        assert s["epochs"] == n and not s["stopped_early"] and 1 <= s["best_epoch"] <= n
-    assert 0.0 <= result["test (reading only)"]["image_ap"] <= 1.0
-    assert "| segmentation | 3 | no |" in table(result)
+    tiny = {"spec": {"n_samples": 48, "side": 32}, "seg_epochs": 3, "dec_epochs": 2, "width": 0.25}
+    first, cosine = list(CONFIGS)[0], "cosine, 60 + 20 epochs (the default budget)"
+    result = run("synthetic", configs=[first], **tiny)
+    result = run("synthetic", configs=[cosine], previous=result, **tiny)  # a later run adds to the split's file
+    assert list(result["runs"]) == [first, cosine]
+    assert result["runs"][cosine]["params"]["lr_schedule"] == "cosine"
+    for r in result["runs"].values():
+        assert [h["stage"] for h in r["history"]] == ["segmentation"] * 3 + ["decision"] * 2  # patience 30
+        assert all("valid_ap" in h for h in r["history"] if h["stage"] == "decision")
+        for stage, n in (("segmentation", 3), ("decision", 2)):
+            s = r["stages"][stage]
+            assert s["epochs"] == n and not s["stopped_early"] and 1 <= s["best_epoch"] <= n
+        assert 0.0 <= r["test (reading only)"]["image_ap"] <= 1.0
+    losses = [r["stages"]["segmentation"]["best_valid_loss"] for r in result["runs"].values()]
+    text = table(result)
+    assert f'--configs "{cosine}"' in text
+    assert f"| {100 * (max(losses) / min(losses) - 1):+.1f} % |" in text  # the other one, over the lowest
