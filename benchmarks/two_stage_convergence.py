@@ -1,7 +1,7 @@
 """Does the two-stage detector's epoch budget reach convergence? Its validation curves under several budgets.
 
-    python -m benchmarks.two_stage_convergence --dataset synthetic --seed 0                # ~13 min on one core
-    python -m benchmarks.two_stage_convergence --dataset magnetic_tile_64 --fold 0       # ~26 min; needs the data
+    python -m benchmarks.two_stage_convergence --dataset synthetic --seed 0                # ~17 min on one core
+    python -m benchmarks.two_stage_convergence --dataset magnetic_tile_64 --fold 0       # ~32 min; needs the data
 
 The default ``ConcentratedTwoStageDetector`` trains its segmentation stage for at most ``seg_epochs=60`` and its
 decision stage for at most ``dec_epochs=20``, each ended earlier by early stopping on its own validation loss
