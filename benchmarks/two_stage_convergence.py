@@ -85,15 +85,17 @@ def fit_config(split: Any, params: dict[str, Any]) -> dict[str, Any]:
     history = [{"epoch": int(r["epoch"]), "stage": r["event_stage"], "lr": float(r["event_lr"]),
                 "valid_loss": float(r["valid_loss"]), **({"valid_ap": float(r["valid_ap"])} if "valid_ap" in r else {})}
                for r in det.net_.history]
-    budget = (det.seg_epochs, det.dec_epochs)
+    ends = {r["event_stage_end"]["stage"]: r["event_stage_end"] for r in det.net_.history if "event_stage_end" in r}
     stages, start_epoch = {}, 0
-    for stage, n_max, default_epochs in zip(("segmentation", "decision"), budget, DEFAULT_BUDGET, strict=True):
+    for stage, default_epochs in zip(("segmentation", "decision"), DEFAULT_BUDGET, strict=True):
         rows = [r for r in history if r["stage"] == stage]
-        if rows:
-            stages[stage] = {**stage_summary(rows, start_epoch, default_epochs), "stopped_early": len(rows) < n_max}
+        if rows:  # the net records whether early stopping ended the stage
+            stages[stage] = {**stage_summary(rows, start_epoch, default_epochs),
+                             "stopped_early": bool(ends[stage]["stopped_early"])}
             start_epoch += len(rows)
     scores = det.decision_function(split.X_test)
-    return {"params": dict(params), "budget": list(budget), "fit_cpu_s": fit_cpu_s, "history": history,
+    return {"params": dict(params), "budget": [det.seg_epochs, det.dec_epochs], "fit_cpu_s": fit_cpu_s,
+            "history": history,
             "stages": stages, "test (reading only)": {
                 "image_ap": average_precision(split.y_test, scores),
                 "pixel_auroc": pixel_roc_auc(det.segment(split.X_test), split.masks_test)}}
