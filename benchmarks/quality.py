@@ -351,12 +351,13 @@ def _training_info(est: Any) -> dict[str, Any]:
         {k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")} for e in ends]}
 
 
-def run_split(dataset: str, split: Split, methods: list[Method]) -> list[dict]:
-    """Fit every method on one split: detectors first (the first one's CPU time is the baselines' budget)."""
+def run_split(dataset: str, split: Split, methods: list[Method], budget: float | None = None) -> list[dict]:
+    """Fit every method on one split: detectors first (the first one's CPU time is the baselines' budget, unless
+    ``budget`` gives the CPU seconds the timed baselines train for)."""
     import torch
 
     torch.set_num_threads(1)
-    rows, budget = [], None
+    rows = []
     for method in sorted(methods, key=lambda m: m.kind != "detector"):
         est = method.build(split, budget)
         X, y, masks = split.X_train, split.y_train, split.masks_train
@@ -434,12 +435,27 @@ def _register_ablation_losses() -> bool:
     return True
 
 
-def _worker(task: tuple[str, str, Split, tuple[str, ...] | None]) -> list[dict]:
-    profile, dataset, split, only = task
+def _worker(task: tuple[str, str, Split, tuple[str, ...] | None, float | None]) -> list[dict]:
+    profile, dataset, split, only, budget = task
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _register_ablation_losses()
     _, methods = PROFILES[profile][dataset]
-    return run_split(dataset, split, [m for m in methods if _selected(dataset, m.name, only)])
+    return run_split(dataset, split, [m for m in methods if _selected(dataset, m.name, only)], budget)
+
+
+def recorded_budgets(rows: list[dict], method: str, splits: list[tuple[str, str]],
+                     device: str) -> dict[tuple[str, str], float]:
+    """The CPU seconds ``method`` took on each (dataset, split) of ``splits`` in recorded ``rows`` run on
+    ``device``: the budget of the timed baselines when they are rerun without the detector (``--budget-of``).
+    A split without such a row is an error, raised before anything trains. (CPU seconds are only equal time on
+    the same machine; rows of another CPU model do not count.)"""
+    took = {(r["dataset"], r["split"]): r["fit_cpu_s"] for r in rows
+            if r["method"] == method and "fit_cpu_s" in r and r.get("device") == device}
+    missing = [f"{d} {s}" for d, s in splits if (d, s) not in took]
+    if missing:
+        raise ValueError(f"budget_of: no recorded fit of {method!r} on {device} for {', '.join(missing)}; "
+                         f"record it first (run it with --methods) or drop --budget-of")
+    return {key: took[key] for key in splits}
 
 
 def _selected(dataset: str, method: str, only: tuple[str, ...] | None) -> bool:
@@ -470,10 +486,13 @@ def merge_spec(recorded: dict | None, ran: dict) -> dict:
 
 
 def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, overrides: dict | None = None,
-        methods: tuple[str, ...] | None = None, command: str = "") -> dict:
+        methods: tuple[str, ...] | None = None, command: str = "", budget_of: str | None = None) -> dict:
     """Run ``datasets`` of ``profile``; ``overrides`` replace spec entries (``seeds``, ``folds``, ``digits``),
     ``methods`` keeps only the methods of these names. Rows of the same dataset, split and method are replaced,
-    all others of an earlier run at ``out/stem.json`` are kept, so a profile can be filled in over several runs."""
+    all others of an earlier run at ``out/stem.json`` are kept, so a profile can be filled in over several runs.
+    ``budget_of`` names a method whose recorded CPU seconds on each split (in ``out/stem.json``) the timed
+    baselines train for, instead of the first detector's of this run: baselines rerun beside a detector that
+    already ran, on the same machine, without refitting it."""
     from skdefect import __version__
 
     path = out / f"{stem}.json"
@@ -488,8 +507,13 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
     splits = [(d, split) for d in datasets for split in DATASETS[d](specs[d])]
     fresh = {(d, split.key, m.name) for d, split in splits for m in PROFILES[profile][d][1]
              if _selected(d, m.name, methods)}
+    if budget_of and any(name == budget_of for _, _, name in fresh):
+        raise ValueError(f"budget_of: {budget_of!r} is refitted by this run; name a method it does not run")
+    budgets = (recorded_budgets(result["rows"], budget_of, [(d, split.key) for d, split in splits],
+                                result["device"])
+               if budget_of else {})
     result["rows"] = [r for r in result["rows"] if (r["dataset"], r["split"], r["method"]) not in fresh]
-    tasks = [(profile, d, split, methods) for d, split in splits]
+    tasks = [(profile, d, split, methods, budgets.get((d, split.key))) for d, split in splits]
     print(f"quality suite, profile {profile!r}: {len(tasks)} splits of {', '.join(datasets)}, {jobs} process(es)",
           flush=True)
 
@@ -500,6 +524,8 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
     def record(rows: list[dict]) -> None:
         for r in rows:  # floating-point kernels differ between CPU models: a row names the machine it ran on
             r["command"], r["commit"], r["device"] = command, commit, device
+            if budget_of and r["kind"] == "baseline":
+                r["budget_of"] = budget_of
         result["rows"].extend(rows)
         for r in rows:
             shown = ", ".join(f"{k} {r[k]:.3f}" for k in ("image_ap", "image_auroc", "pixel_auroc") if k in r)
@@ -574,6 +600,10 @@ def table(result: dict) -> str:
         if devices and (len(devices) > 1 or devices[0] != result.get("device")):
             lines += ["Rows ran on: " + "; ".join(devices) + " (float kernels differ between CPU models, and the "
                       "fits' trajectories with them)", ""]
+        given = sorted({r["budget_of"] for r in sel if r.get("budget_of")})
+        if given:
+            lines += ["Timed baselines trained for the CPU seconds recorded by " + ", ".join(f"`{g}`" for g in given)
+                      + " on each split (`--budget-of`)", ""]
         metrics = [m for m in METRICS if any(m in r for r in sel)]
         head = ["method", *[("**" + m + "**") if m == main else m for m in metrics], "fit CPU s", "margin", "wins"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -621,6 +651,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", nargs="+", default=None,
                         help="only these methods (names as in the table, or dataset:name for one dataset); "
                         "the others' rows are kept")
+    parser.add_argument("--budget-of", default=None, metavar="METHOD",
+                        help="the timed baselines train for the CPU seconds METHOD's recorded fit took on each "
+                        "split (in the output file) instead of the first detector's of this run")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--stem", default=None, help="file name of the results (default quality_<profile>)")
     args = parser.parse_args(argv)
@@ -635,7 +668,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"no methods {sorted(set(args.methods) - names)} in these datasets; they have {sorted(names)}")
     result = run(args.profile, datasets, args.jobs, Path(args.out), args.stem or f"quality_{args.profile}",
                  overrides, tuple(args.methods) if args.methods else None,
-                 "python -m benchmarks.quality " + " ".join(sys.argv[1:] if argv is None else argv))
+                 "python -m benchmarks.quality " + " ".join(sys.argv[1:] if argv is None else argv),
+                 budget_of=args.budget_of)
     print(table(result))
     return result
 

@@ -299,3 +299,25 @@ def test_two_stage_convergence_records_every_epoch_of_both_stages_for_each_confi
     text = table(result)
     assert f'--configs "{cosine}"' in text
     assert f"| {100 * (max(losses) / min(losses) - 1):+.1f} % |" in text  # the other one, over the lowest
+
+
+def test_quality_budget_of_gives_the_baselines_a_recorded_detectors_time_without_refitting_it(tmp_path):
+    """``--budget-of`` trains the timed baselines for the CPU seconds a detector recorded on the same split, and
+    refuses a split it has no such record for, or a detector the run refits, before anything trains."""
+    from benchmarks.quality import main
+
+    first = main(["--profile", "smoke", "--datasets", "synthetic", "--methods", "two-stage (default)", "logreg",
+                  "--out", str(tmp_path)])
+    took = next(r["fit_cpu_s"] for r in first["rows"] if r["method"] == "two-stage (default)")
+    again = main(["--profile", "smoke", "--datasets", "synthetic", "--methods", "small_cnn", "--budget-of",
+                  "two-stage (default)", "--out", str(tmp_path)])
+    cnn = next(r for r in again["rows"] if r["method"] == "small_cnn")
+    assert cnn["budget_s"] == took and cnn["budget_of"] == "two-stage (default)"
+    assert [r["fit_cpu_s"] for r in again["rows"] if r["method"] == "two-stage (default)"] == [took]  # not refitted
+    assert "recorded by `two-stage (default)`" in (tmp_path / "quality_smoke.md").read_text()
+    with pytest.raises(ValueError, match="no recorded fit of 'GAN \\(default\\)'"):
+        main(["--profile", "smoke", "--datasets", "synthetic", "--methods", "small_cnn", "--budget-of",
+              "GAN (default)", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="refitted by this run"):
+        main(["--profile", "smoke", "--datasets", "synthetic", "--budget-of", "two-stage (default)",
+              "--out", str(tmp_path)])
