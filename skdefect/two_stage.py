@@ -161,7 +161,10 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         the paper's 200 + 100 epochs early stopping ends both stages by itself,
         after 92-161 segmentation epochs, at 2.2-2.7 times the CPU time, and
         ranks test images better (embedded data AP 0.854 → 0.862, Magnetic
-        tile 0.686 → 0.744; ``docs/training.md``). Pass ``seg_epochs=200,
+        tile 0.686 → 0.744; ``docs/training.md``). Baselines given that longer
+        CPU time gain more than the detector on the embedded data (margin
+        +0.109 → +0.044) and less on Magnetic tile (−0.118 → −0.062), so the
+        CPU default stays the cheaper budget. Pass ``seg_epochs=200,
         dec_epochs=100`` to train to convergence.
     dec_epochs : int, default=20
         Most epochs of the decision stage (paper: 100). 0 trains no decision
