@@ -447,8 +447,8 @@ def recorded_budgets(rows: list[dict], method: str, splits: list[tuple[str, str]
                      device: str) -> dict[tuple[str, str], float]:
     """The CPU seconds ``method`` took on each (dataset, split) of ``splits`` in recorded ``rows`` run on
     ``device``: the budget of the timed baselines when they are rerun without the detector (``--budget-of``).
-    A split without such a row is an error, raised before anything trains. (CPU seconds are only equal time on
-    the same machine; rows of another CPU model do not count.)"""
+    A split without such a row is an error, raised before anything trains. (CPU seconds are equal time only on
+    one machine: rows recorded under another ``device`` do not count.)"""
     took = {(r["dataset"], r["split"]): r["fit_cpu_s"] for r in rows
             if r["method"] == method and "fit_cpu_s" in r and r.get("device") == device}
     missing = [f"{d} {s}" for d, s in splits if (d, s) not in took]
