@@ -247,6 +247,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             # the default stops before its validation loss converges (benchmarks/two_stage_convergence.py); with
             # the paper's budget early stopping ends both stages
             two_stage("the paper's budget, 200 + 100 epochs", seg_epochs=200, dec_epochs=100),
+            # Table 1's map is linear in each stage's features (1-channel side outputs, linear fusion)
+            two_stage("U-Net decoder", backbone="wang2022_unet"),
             gan("GAN (default)"),
             # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
             gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
@@ -270,6 +272,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("decision net reads the image, 100 + 60 epochs", backbone="wang2022_image", seg_epochs=100,
                       dec_epochs=60),
             two_stage("the paper's budget, 200 + 100 epochs", seg_epochs=200, dec_epochs=100),
+            two_stage("U-Net decoder", backbone="wang2022_unet"),
+            two_stage("U-Net decoder, lambda = 0", backbone="wang2022_unet", dice_weight=0.0),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [
@@ -308,6 +312,7 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
         ]),
         "crackforest": ({"shape": (160, 240), "seeds": [0]}, [
             two_stage("two-stage, segmentation only", dec_epochs=0),
+            two_stage("U-Net decoder, segmentation only", backbone="wang2022_unet", dec_epochs=0),
             baseline("plain_unet", timed=True),
         ]),
     },

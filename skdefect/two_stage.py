@@ -125,7 +125,10 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         not in the paper), ``"wang2022_image"`` (the same, with a decision net
         that also reads the image through a small convolutional tower, for
         defects the segmentation map misses; not in a paper; measured in
-        docs/benchmarks.md), ``"segdec"`` (Božič et al. 2021, joint schedule
+        docs/benchmarks.md), ``"wang2022_unet"`` (``"wang2022_features"`` with
+        a U-Net decoder in place of Table 1's single-channel side outputs and
+        linear fusion; not in the paper; measured in docs/benchmarks.md),
+        ``"segdec"`` (Božič et al. 2021, joint schedule
         with dynamic balancing), or a plugin's name. ``"auto"`` is the paper's
         ``"wang2022"`` on CUDA and ``"wang2022_features"`` on the CPU, where the
         paper's decision net (a 512-channel D1 at full resolution, then a 5×5

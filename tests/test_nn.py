@@ -18,7 +18,7 @@ from skdefect.nn import (
     flops_per_image,
     parameter_table,
 )
-from skdefect.nn.wang2022 import Wang2022ImageTwoStage
+from skdefect.nn.wang2022 import Wang2022ImageTwoStage, Wang2022UNetTwoStage
 
 
 @pytest.fixture(autouse=True)
@@ -211,6 +211,27 @@ def test_image_decision_net_reads_the_image_and_leaves_segmentation_alone() -> N
     assert len(inputs) == 3 and inputs[2] is x and not inputs[0].requires_grad
     net.eval()
     torch.testing.assert_close(net.decision(*net.decision_inputs(x)), net(x)[1])
+
+
+def test_unet_decoder_variant_keeps_table1_encoder_and_trains_every_decoder_layer() -> None:
+    net = Wang2022UNetTwoStage(in_channels=1, width=0.25)
+    table1 = Wang2022SegmentationNet(in_channels=1, width=0.25)
+    # the encoder is Table 1's S1-S7, layer for layer; S8-S15 are gone
+    assert [tuple(p.shape) for p in net.segmentation.stages.parameters()] == \
+        [tuple(p.shape) for p in table1.stages.parameters()]
+    assert not hasattr(net.segmentation, "side") and not hasattr(net.segmentation, "fuse")
+    x = torch.rand(2, 1, 40, 24)
+    seg, logit = net(x)
+    assert seg.shape == (2, 1, 40, 24) and logit.shape == (2,)
+    _, features = net.segmentation.forward_features(x)
+    assert features.shape == (2, net.segmentation.feature_channels, 5, 3)
+    seg.mean().backward()
+    assert all(g is not None and torch.count_nonzero(g) > 0 for g in _grads(net.segmentation))
+    net.zero_grad(set_to_none=True)
+    net(x)[1].sum().backward()  # the decision loss never reaches the frozen segmentation net
+    assert all(g is None for g in _grads(net.segmentation))
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.rand(1, 1, 36, 36))
 
 
 def test_image_decision_net_learns_from_the_image_alone() -> None:

@@ -350,7 +350,7 @@ def test_every_registered_plugin_fits_its_role_in_the_contract():
     from skdefect.plugins import call_with_accepted, hookspecs, list_plugins
 
     roles = {"wang2022": hookspecs.TwoStageBackbone, "wang2022_features": hookspecs.TwoStageBackbone,
-             "wang2022_image": hookspecs.TwoStageBackbone,
+             "wang2022_image": hookspecs.TwoStageBackbone, "wang2022_unet": hookspecs.TwoStageBackbone,
              "segdec": hookspecs.TwoStageBackbone, "unet_generator": hookspecs.Generator,
              "patch_discriminator": hookspecs.Discriminator}
     checked = set()

@@ -61,6 +61,8 @@ from ._common import check_channels, check_divisible, check_norm, check_width, i
 
 __all__ = [
     "FeatureDecisionNet",
+    "UNetDecoderSegmentationNet",
+    "Wang2022UNetTwoStage",
     "ImageFeatureDecisionNet",
     "Wang2022ImageTwoStage",
     "Wang2022FeatureTwoStage",
@@ -469,3 +471,75 @@ class Wang2022ImageTwoStage(Wang2022FeatureTwoStage):
         """Segmentation logits ``(n, 1, H, W)`` and decision logit ``(n,)``."""
         seg, features = self.segmentation.forward_features(x)
         return seg, self.decision(seg.detach(), features.detach(), x)
+
+
+class UNetDecoderSegmentationNet(Wang2022SegmentationNet):
+    """Table 1's encoder (S1–S7) with a U-Net decoder in place of S8–S15 (not in the paper).
+
+    In Table 1 every stage reaches the map through a single-channel transposed conv (S8–S11) and the
+    fusion S12–S15 is linear, so the pixel logits are a *linear* function of each stage's features,
+    brought back to full resolution by kernel = stride transposed convs (a blocky 8×8 upsampling of S7's
+    evidence). This variant keeps S1–S7 and decodes as a U-Net does: from S7 up, each step upsamples by 2
+    (nearest), concatenates the next finer stage's features and applies conv3×3 · norm · ReLU down to that
+    stage's channels (48, 32, 16 · width); a 1×1 conv gives the logits. At 64×64 the decoder costs about as
+    much as the encoder (≈ 2× the Table-1 segmentation net's FLOPs).
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+    width : float, default=1.0
+        Channel multiplier of the encoder and the decoder.
+    norm : {"batch", "instance", "none"}, default="batch"
+
+    Notes
+    -----
+    ``forward(x)`` returns the pixel logits ``(n, 1, H, W)`` (H, W multiples of 8);
+    ``forward_features(x)`` the logits and S7's features, like :class:`Wang2022SegmentationNet`.
+    """
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
+        super().__init__(in_channels=in_channels, width=width, norm=norm)
+        del self.side, self.integrate, self.fuse
+        channels = [scaled(c, self.width) for _, c in _SEG_STAGES]
+        # decoder[i]: concat(level i + 1 decoded and upsampled, stage i's features) -> stage i's channels
+        self.decoder = nn.ModuleList(
+            nn.Sequential(*_conv_norm_relu(channels[i + 1] + channels[i], channels[i], 3, self.norm))
+            for i in range(len(channels) - 1)
+        )
+        self.head = nn.Conv2d(channels[0], 1, 1)
+        init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel logits and the deepest features (S7's output, ``(n, 64·width, H/8, W/8)``)."""
+        check_divisible(x, self.input_divisor, type(self).__name__)
+        check_channels(x, self.in_channels, type(self).__name__)
+        skips = []
+        h = x
+        for i, stage in enumerate(self.stages):
+            if i:
+                h = self.pool(h)
+            h = stage(h)
+            skips.append(h)
+        d = h
+        for i in range(len(skips) - 2, -1, -1):
+            up = nn.functional.interpolate(d, size=skips[i].shape[-2:], mode="nearest")
+            d = self.decoder[i](torch.cat([up, skips[i]], dim=1))
+        return self.head(d), h
+
+
+class Wang2022UNetTwoStage(Wang2022FeatureTwoStage):
+    """:class:`UNetDecoderSegmentationNet` with :class:`FeatureDecisionNet` (backbone ``"wang2022_unet"``).
+
+    The CPU default (``"wang2022_features"``) with Table 1's side-output head replaced by a U-Net decoder;
+    trained the same way (segmentation stage, then the decision stage on the frozen segmentation net).
+
+    Parameters
+    ----------
+    in_channels, width, norm
+        As :class:`Wang2022FeatureTwoStage`.
+    """
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
+        super().__init__(in_channels=in_channels, width=width, norm=norm)
+        self.segmentation = UNetDecoderSegmentationNet(in_channels=in_channels, width=width, norm=norm)
+        self.decision = FeatureDecisionNet(self.segmentation.feature_channels, width=width, norm=norm)

@@ -130,6 +130,10 @@ def skdefect_register_backbones() -> dict[str, Callable[..., Any]]:
             "wang2022", "Wang2022ImageTwoStage",
             "Table 1's segmentation net with a decision net that reads the image, its features and its map.",
         ),
+        "wang2022_unet": _Network(
+            "wang2022", "Wang2022UNetTwoStage",
+            "Table 1's encoder with a U-Net decoder and the features decision net (not in the paper).",
+        ),
         "segdec": _Network("segdec", "SegDecNet", "Božič et al. 2021 SegDecNet (mixed supervision)."),
         "unet_generator": _Network("gan", "UNetGenerator", "The dual-discriminator GAN's U-Net generator."),
         "patch_discriminator": _Network(
