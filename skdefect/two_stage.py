@@ -127,7 +127,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         defects the segmentation map misses; not in a paper; measured in
         docs/benchmarks.md), ``"wang2022_unet"`` (``"wang2022_features"`` with
         a U-Net decoder in place of Table 1's single-channel side outputs and
-        linear fusion; not in the paper; measured in docs/benchmarks.md),
+        linear fusion; not in the paper; below the default on every split
+        measured, at 2.5 times its CPU time: docs/benchmarks.md),
         ``"segdec"`` (Božič et al. 2021, joint schedule
         with dynamic balancing), or a plugin's name. ``"auto"`` is the paper's
         ``"wang2022"`` on CUDA and ``"wang2022_features"`` on the CPU, where the
