@@ -157,20 +157,23 @@ class Wang2022SegmentationNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixel logits and the deepest features (S7's output, ``(n, 64·width, H/8, W/8)``)."""
-        check_divisible(x, self.input_divisor, type(self).__name__)
-        check_channels(x, self.in_channels, type(self).__name__)
-        e_features = []
-        h = x
-        for i, (stage, side) in enumerate(zip(self.stages, self.side, strict=True)):
-            if i:
-                h = self.pool(h)
-            h = stage(h)
-            e_features.append(side(h))
-        e1, e2, e3, e4 = e_features
+        stages = self.encode(x)
+        e1, e2, e3, e4 = (side(h) for side, h in zip(self.side, stages, strict=True))
         i1 = self.integrate[0](torch.cat([e4, e3], dim=1))
         i2 = self.integrate[1](torch.cat([i1, e2], dim=1))
         i3 = self.integrate[2](torch.cat([i2, e1], dim=1))
-        return self.fuse(torch.cat([e4, i1, i2, i3], dim=1)), h
+        return self.fuse(torch.cat([e4, i1, i2, i3], dim=1)), stages[-1]
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of S1, S3, S5 and S7 (full, 1/2, 1/4 and 1/8 resolution), after checking ``x``."""
+        check_divisible(x, self.input_divisor, type(self).__name__)
+        check_channels(x, self.in_channels, type(self).__name__)
+        stages = []
+        h = x
+        for i, stage in enumerate(self.stages):
+            h = stage(self.pool(h) if i else h)
+            stages.append(h)
+        return stages
 
     @property
     def feature_channels(self) -> int:
@@ -511,20 +514,12 @@ class UNetDecoderSegmentationNet(Wang2022SegmentationNet):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixel logits and the deepest features (S7's output, ``(n, 64·width, H/8, W/8)``)."""
-        check_divisible(x, self.input_divisor, type(self).__name__)
-        check_channels(x, self.in_channels, type(self).__name__)
-        skips = []
-        h = x
-        for i, stage in enumerate(self.stages):
-            if i:
-                h = self.pool(h)
-            h = stage(h)
-            skips.append(h)
-        d = h
+        skips = self.encode(x)
+        d = skips[-1]
         for i in range(len(skips) - 2, -1, -1):
             up = nn.functional.interpolate(d, size=skips[i].shape[-2:], mode="nearest")
             d = self.decoder[i](torch.cat([up, skips[i]], dim=1))
-        return self.head(d), h
+        return self.head(d), skips[-1]
 
 
 class Wang2022UNetTwoStage(Wang2022FeatureTwoStage):
