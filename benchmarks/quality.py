@@ -1,13 +1,15 @@
 """The quality suite: every detector configuration and every baseline on the same splits, in one run.
 
     python -m benchmarks.quality --profile quick --jobs 2          # ~15 min on 2 CPU cores
-    python -m benchmarks.quality --profile full --jobs 2           # hours; writes after every fit
+    python -m benchmarks.quality --profile full --jobs 2           # hours; writes after every split
+                                                                   # (with --jobs 1 after every fit)
     python -m benchmarks.quality --profile full --datasets elpv    # one dataset of a profile
 
 For each dataset of the profile, each split (seed, fold, digit) runs the detectors first, then the baselines of
 :mod:`benchmarks.baselines` on the same training and test images; the two small PyTorch baselines train for the
 CPU seconds the dataset's first detector took on that split. Every fit's row (metrics, CPU and wall seconds,
-epochs) goes to ``results/quality_<profile>.json`` at once, and ``results/quality_<profile>.md`` is regenerated
+epochs) goes to ``results/quality_<profile>.json`` as soon as it exists (with ``--jobs`` above 1, as soon as its
+split's fits have all finished), and ``results/quality_<profile>.md`` is regenerated
 from it: per dataset, each method's mean ± std over splits and its fit time, and each detector's margin over
 the best baseline of the dataset's main metric, with its paired wins over the splits.
 
@@ -358,14 +360,25 @@ def _training_info(est: Any) -> dict[str, Any]:
         {k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")} for e in ends]}
 
 
-def run_split(dataset: str, split: Split, methods: list[Method], budget: float | None = None) -> list[dict]:
+def run_split(dataset: str, split: Split, methods: list[Method], budget: float | None = None,
+              on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Fit every method on one split: detectors first (the first one's CPU time is the baselines' budget, unless
-    ``budget`` gives the CPU seconds the timed baselines train for)."""
+    ``budget`` gives the CPU seconds the timed baselines train for). ``on_row`` receives each fit's row as soon as
+    it exists (the sequential run writes the results file after every fit)."""
     import torch
 
     torch.set_num_threads(1)
-    rows = []
+    rows: list[dict] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        if on_row is not None and len(rows) > done:
+            on_row(rows[done:])
+        done = len(rows)
+
     for method in sorted(methods, key=lambda m: m.kind != "detector"):
+        flush()
         est = method.build(split, budget)
         X, y, masks = split.X_train, split.y_train, split.masks_train
         start_cpu, start_wall = time.process_time(), time.perf_counter()
@@ -390,6 +403,7 @@ def run_split(dataset: str, split: Split, methods: list[Method], budget: float |
             "fit_cpu_s": round(fit_cpu, 3), "fit_wall_s": round(fit_wall, 3), "budget_s": budget,
             **_training_info(est), "n_train": len(X), "n_test": len(split.X_test),
         })
+    flush()
     return rows
 
 
@@ -442,12 +456,13 @@ def _register_ablation_losses() -> bool:
     return True
 
 
-def _worker(task: tuple[str, str, Split, tuple[str, ...] | None, float | None]) -> list[dict]:
+def _worker(task: tuple[str, str, Split, tuple[str, ...] | None, float | None],
+            on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
     profile, dataset, split, only, budget = task
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _register_ablation_losses()
     _, methods = PROFILES[profile][dataset]
-    return run_split(dataset, split, [m for m in methods if _selected(dataset, m.name, only)], budget)
+    return run_split(dataset, split, [m for m in methods if _selected(dataset, m.name, only)], budget, on_row)
 
 
 def recorded_budgets(rows: list[dict], method: str, splits: list[tuple[str, str]],
@@ -542,10 +557,10 @@ def run(profile: str, datasets: list[str], jobs: int, out: Path, stem: str, over
 
     added = _register_ablation_losses()
     try:
-        if jobs <= 1:
+        if jobs <= 1:  # written after every fit
             for task in tasks:
-                record(_worker(task))
-        else:
+                _worker(task, on_row=record)
+        else:  # a split's rows come back together: its first detector sets its baselines' budget
             import multiprocessing as mp
 
             with mp.get_context("spawn").Pool(jobs) as pool:

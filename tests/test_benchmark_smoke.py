@@ -178,6 +178,24 @@ def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
         "python -m benchmarks.quality --profile smoke --datasets synthetic --methods logreg --out " + str(tmp_path)]
 
 
+def test_quality_sequential_run_writes_its_file_after_every_fit(tmp_path, monkeypatch):
+    """A full profile runs for hours: a run with one process writes the results file after each fit, so a
+    kill loses one fit at most (the file holds every finished fit of the unfinished split)."""
+    from benchmarks import quality
+
+    written: list[list[str]] = []
+    original = quality.write
+
+    def spy(result, out, stem):
+        written.append([r["method"] for r in result["rows"]])
+        return original(result, out, stem)
+
+    monkeypatch.setattr(quality, "write", spy)
+    quality.main(["--profile", "smoke", "--datasets", "synthetic", "--methods", "logreg", "small_cnn",
+                  "--out", str(tmp_path)])
+    assert written[:2] == [["logreg"], ["logreg", "small_cnn"]]
+
+
 def test_quality_table_names_the_machines_when_a_dataset_mixes_them():
     from benchmarks.quality import table
 
