@@ -484,8 +484,9 @@ class UNetDecoderSegmentationNet(Wang2022SegmentationNet):
     brought back to full resolution by kernel = stride transposed convs (a blocky 8×8 upsampling of S7's
     evidence). This variant keeps S1–S7 and decodes as a U-Net does: from S7 up, each step upsamples by 2
     (nearest), concatenates the next finer stage's features and applies conv3×3 · norm · ReLU down to that
-    stage's channels (48, 32, 16 · width); a 1×1 conv gives the logits. At 64×64 the decoder costs about as
-    much as the encoder (≈ 2× the Table-1 segmentation net's FLOPs).
+    stage's channels (48, 32, 16 · width); a 1×1 conv gives the logits. At 3×64×64 and width 1 it costs
+    260 MFLOP against the Table-1 segmentation net's 133 (``flops_per_image``); a fit of the quality suite's
+    embedded data took 2.5 times the CPU time of the default's (docs/benchmarks.md).
 
     Parameters
     ----------
