@@ -369,16 +369,13 @@ def run_split(dataset: str, split: Split, methods: list[Method], budget: float |
 
     torch.set_num_threads(1)
     rows: list[dict] = []
-    done = 0
 
-    def flush() -> None:
-        nonlocal done
-        if on_row is not None and len(rows) > done:
-            on_row(rows[done:])
-        done = len(rows)
+    def add(row: dict) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row([row])
 
     for method in sorted(methods, key=lambda m: m.kind != "detector"):
-        flush()
         est = method.build(split, budget)
         X, y, masks = split.X_train, split.y_train, split.masks_train
         start_cpu, start_wall = time.process_time(), time.perf_counter()
@@ -390,20 +387,19 @@ def run_split(dataset: str, split: Split, methods: list[Method], budget: float |
             else:
                 est.fit(X, y)
         except Exception as exc:  # noqa: BLE001 - a failed configuration is a result too
-            rows.append({"dataset": dataset, "split": split.key, "group": split.group, "method": method.name,
-                         "kind": method.kind, "error": f"{type(exc).__name__}: {exc}",
-                         "traceback": traceback.format_exc(limit=3)})
+            add({"dataset": dataset, "split": split.key, "group": split.group, "method": method.name,
+                 "kind": method.kind, "error": f"{type(exc).__name__}: {exc}",
+                 "traceback": traceback.format_exc(limit=3)})
             continue
         fit_cpu, fit_wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
         if budget is None and method.kind == "detector":
             budget = fit_cpu
-        rows.append({
+        add({
             "dataset": dataset, "split": split.key, "group": split.group, "method": method.name, "kind": method.kind,
             "params": {k: v for k, v in method.params.items()}, **_metrics(split, est),
             "fit_cpu_s": round(fit_cpu, 3), "fit_wall_s": round(fit_wall, 3), "budget_s": budget,
             **_training_info(est), "n_train": len(X), "n_test": len(split.X_test),
         })
-    flush()
     return rows
 
 
