@@ -356,8 +356,16 @@ def _training_info(est: Any) -> dict[str, Any]:
         return {"epochs": getattr(est, "epochs_", None)}
     chosen = {k: getattr(est, k) for k in ("backbone_", "anomaly_score_", "image_score_") if hasattr(est, k)}
     ends = [row["event_stage_end"] for row in net.history if "event_stage_end" in row]
+
+    def at_best(end: dict) -> dict[str, float]:
+        """The validation values of the stage's kept epoch: what a user without a test split compares runs on."""
+        best = end["best_epoch"]
+        row = net.history[best - 1] if best else {}
+        return {k: float(row[k]) for k in ("valid_loss", "valid_ap", "valid_auroc") if k in row}
+
     return {**chosen, "epochs": len(net.history), "stages": [
-        {k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")} for e in ends]}
+        {**{k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")}, "valid": at_best(e)}
+        for e in ends]}
 
 
 def run_split(dataset: str, split: Split, methods: list[Method], budget: float | None = None,

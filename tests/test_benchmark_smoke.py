@@ -161,6 +161,9 @@ def test_quality_suite_smoke_profile_writes_every_method_with_margins(tmp_path):
         assert r["fit_cpu_s"] > 0
     two_stage = next(r for r in rows if r["method"].startswith("two-stage"))
     assert 0.0 <= two_stage["pixel_auroc"] <= 1.0  # the masks of the test split are scored
+    # each stage records the validation values of the epoch it kept: what runs are compared on without a test split
+    decision = next(s for s in two_stage["stages"] if s["stage"] == "decision")
+    assert set(decision["valid"]) >= {"valid_loss", "valid_ap"} and 0.0 <= decision["valid"]["valid_ap"] <= 1.0
     saved = json.loads((tmp_path / "quality_smoke.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows, default=str))
     assert {r["device"] for r in rows} == {saved["device"]}  # each row names the machine it ran on
