@@ -99,23 +99,43 @@ SHARED_CONSTRAINTS: dict = {
 }
 
 
-def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+def holdout_split(
+    y: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A stratified hold-out: ``(train rows, validation rows)``, or ``(all rows, None)``.
 
     Each class gives ``round(fraction · n_class)`` of its images (at least one when it has two or
     more, never its last one) to validation; ``fraction=0`` or a part with no image gives no
     validation. Rows keep their order within each part.
+
+    With ``groups`` (int codes, :func:`~skdefect._validation.check_groups`) whole groups go to
+    validation: the groups, in random order, are taken while each class they hold is still short of
+    its share and keeps at least one training image, so a class reaches about its share (a group may
+    take it past it) or, when all its images share one group, gives none.
     """
     n = len(y)
     if fraction <= 0:
         return np.arange(n), None
     rng = np.random.RandomState(seed)
-    valid = []
-    for c in np.unique(y):
-        rows = np.flatnonzero(y == c)
-        k = min(len(rows) - 1, max(1 if len(rows) >= 2 else 0, int(round(fraction * len(rows)))))
-        valid.append(rng.choice(rows, size=k, replace=False))
-    valid_rows = np.sort(np.concatenate(valid)).astype(np.int64)
+    classes, counts = np.unique(y, return_counts=True)
+    share = {c: min(k - 1, max(1 if k >= 2 else 0, int(round(fraction * k))))
+             for c, k in zip(classes, counts, strict=True)}
+    if groups is None:
+        valid = [rng.choice(np.flatnonzero(y == c), size=share[c], replace=False) for c in classes]
+    else:
+        valid, taken, left = [], dict.fromkeys(classes, 0), dict(zip(classes, counts, strict=True))
+        order = np.argsort(groups, kind="stable")
+        members = np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
+        for g in rng.permutation(len(members)):
+            rows = members[g]
+            held = dict(zip(*np.unique(y[rows], return_counts=True), strict=True))
+            if all(taken[c] < share[c] and left[c] - k >= 1 for c, k in held.items()):
+                valid.append(rows)
+                for c, k in held.items():
+                    taken[c], left[c] = taken[c] + k, left[c] - k
+            if all(taken[c] >= share[c] for c in classes):
+                break
+    valid_rows = np.sort(np.concatenate(valid)).astype(np.int64) if valid else np.empty(0, np.int64)
     if not len(valid_rows):
         return np.arange(n), None
     return np.setdiff1d(np.arange(n), valid_rows), valid_rows
@@ -185,9 +205,11 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         """P(defect) from decision scores; subclasses define the monotone map."""
         raise NotImplementedError
 
-    def _holdout(self, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Training and validation rows (``validation_fraction``, stratified by ``labels``)."""
-        return holdout_split(labels, float(self.validation_fraction), seed)
+    def _holdout(
+        self, labels: np.ndarray, seed: int, groups: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training and validation rows (``validation_fraction``, stratified by ``labels``, whole ``groups``)."""
+        return holdout_split(labels, float(self.validation_fraction), seed, groups)
 
     def _train_net(
         self,

@@ -26,14 +26,19 @@ def _stable_repr(value: Any) -> str:
     return repr(value)
 
 
-def data_fingerprint(images: Any, y: np.ndarray | None = None, masks: np.ndarray | None = None) -> str:
-    """Hash of the training data: every image (read a chunk at a time), the labels and the masks."""
+def data_fingerprint(
+    images: Any, y: np.ndarray | None = None, masks: np.ndarray | None = None, groups: np.ndarray | None = None
+) -> str:
+    """Hash of the training data: every image (read a chunk at a time), the labels, the masks and the groups
+    (which choose the validation images; a fit without them hashes as before they existed)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(repr((tuple(images.image_shape), len(images), str(images.dtype))).encode())
     for start in range(0, len(images), 256):
         h.update(np.ascontiguousarray(images.raw(slice(start, start + 256))).tobytes())
     for array in (y, masks):
         h.update(b"|" if array is None else np.ascontiguousarray(array).tobytes())
+    if groups is not None:
+        h.update(b"groups" + np.ascontiguousarray(groups, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
@@ -56,11 +61,12 @@ def checkpoint_location(
 
 
 def checkpoint_for(
-    estimator: Any, images: Any, y: np.ndarray | None = None, masks: np.ndarray | None = None
+    estimator: Any, images: Any, y: np.ndarray | None = None, masks: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[Path | None, dict[str, Any] | None]:
     """``(path, meta)`` of an estimator's checkpoint for this data, or ``(None, None)`` without ``checkpoint_dir``."""
     directory = getattr(estimator, "checkpoint_dir", None)
     if directory is None:
         return None, None
-    digest = data_fingerprint(images, y, masks)
+    digest = data_fingerprint(images, y, masks, groups)
     return checkpoint_location(directory, type(estimator).__name__, estimator.get_params(deep=False), digest)

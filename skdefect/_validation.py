@@ -42,6 +42,7 @@ __all__ = [
     "CHUNK_SIZE",
     "ImageData",
     "check_fit_inputs",
+    "check_groups",
     "check_image_shape",
     "check_image_shape_matches",
     "check_images",
@@ -713,6 +714,47 @@ def _check_label_count(labels: np.ndarray, n_samples: int, arg: str = "y", x_arg
             f"{arg} and {x_arg} must have the same length: {arg} has {labels.shape[0]} labels (shape "
             f"{labels.shape}) but {x_arg} has {n_samples} images."
         )
+
+
+def check_groups(groups: Any, n_samples: int, *, arg: str = "groups", x_arg: str = "X") -> np.ndarray | None:
+    """Validate the group label of each image (the part, tile or capture session it shows).
+
+    Parameters
+    ----------
+    groups : array-like or None
+        ``(n,)`` hashable labels of any dtype (integers, strings, ...); None means no groups.
+    n_samples : int
+        Number of images.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        int64 group codes ``0 .. n_groups - 1`` of shape ``(n_samples,)``, or None.
+
+    Raises
+    ------
+    TypeError
+        Sparse input.
+    ValueError
+        Not 1-D, a length other than ``n_samples``, or a missing value (NaN / None).
+    """
+    if groups is None:
+        return None
+    if _is_sparse(groups):
+        raise TypeError(f"{arg} must be a dense 1-D array-like of group labels; got {describe(groups)}.")
+    array = np.asarray(groups)
+    if array.ndim != 1:
+        raise ValueError(f"{arg} must be 1-D of shape (n_samples,), one group label per image; got "
+                         f"{describe(array)}.")
+    _check_label_count(array, n_samples, arg, x_arg)
+    missing = (np.isnan(array) if array.dtype.kind == "f"
+               else np.array([v is None or (isinstance(v, float) and v != v) for v in array], dtype=bool)
+               if array.dtype.kind == "O" else np.zeros(len(array), dtype=bool))
+    if missing.any():
+        raise ValueError(f"{arg} must give every image a group label; got a missing value (NaN or None) at index "
+                         f"{int(np.flatnonzero(missing)[0])} ({describe(array)}).")
+    codes = np.unique(array.astype(str) if array.dtype.kind == "O" else array, return_inverse=True)[1]
+    return codes.reshape(-1).astype(np.int64)
 
 
 # ----------------------------------------------------------------------------------------------------------

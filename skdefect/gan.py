@@ -25,7 +25,7 @@ from ._base import (
 )
 from ._checkpoint_id import checkpoint_for
 from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
-from ._validation import ImageData, check_fit_inputs, check_unit_range
+from ._validation import ImageData, check_fit_inputs, check_groups, check_unit_range
 from .metrics import average_precision
 from .plugins import call_with_accepted, get_backbone, get_sampler
 from .training import ImageBatchSource
@@ -462,7 +462,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> DualDiscriminatorGANDetector:
+    def fit(self, X: Any, y: Any = None, groups: Any = None) -> DualDiscriminatorGANDetector:
         """Train the generator and the discriminators.
 
         Parameters
@@ -472,12 +472,22 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             refused: the generator's sigmoid output could not reconstruct them).
         y : array-like of shape (n,) or None
             0 = normal, 1 = anomalous; None (or all zeros) trains one-class.
+        groups : array-like of shape (n,), optional
+            The group of each image: the part, tile or capture session it shows.
+            The internal validation split (``validation_fraction``) then holds
+            out whole groups (about ``validation_fraction`` of each class's
+            images), so that captures of one part never sit on both sides and
+            early stopping and ``threshold_`` are judged on parts the networks
+            did not train on. Without it near-duplicates of training images
+            judge the epochs (Magnetic tile holds each tile about six times:
+            ``docs/benchmarks.md``). No effect without validation.
 
         Returns
         -------
         self : DualDiscriminatorGANDetector
         """
         images, y, _ = check_fit_inputs(X, y, None, image_shape=self.image_shape, require="none")
+        groups = check_groups(groups, len(images))
         check_unit_range(images)
         labels = np.zeros(len(images), dtype=np.int64) if y is None else y
         one_class = not labels.any()
@@ -488,7 +498,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         disc_factory = resolve_plugin(get_backbone, self.discriminator, "discriminator")
         sampler_name = self.sampler if self.sampler != "auto" else ("uniform" if one_class else "kmeans")
         sampler_factory = resolve_plugin(get_sampler, sampler_name, "sampler")
-        checkpoint, checkpoint_meta = checkpoint_for(self, images, labels)
+        checkpoint, checkpoint_meta = checkpoint_for(self, images, labels, groups=groups)
 
         with seeded(self.random_state) as seed:
             generator, discriminator = self._build_modules(images.channels, gen_factory, disc_factory)
@@ -496,7 +506,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
                 self.image_size, (images.height, images.width), *_size_rule(generator, discriminator)
             )
             sampler = call_with_accepted(sampler_factory, random_state=seed)
-            train_rows, valid_rows = self._holdout(labels, seed)
+            train_rows, valid_rows = self._holdout(labels, seed, groups)
             source = ImageBatchSource(images, labels, size=image_size, rows=train_rows)
             valid = None if valid_rows is None else ImageBatchSource(images, labels, size=image_size, rows=valid_rows)
             build = partial(self._build_net, generator, discriminator, one_class, device, group_seed=seed,

@@ -25,7 +25,7 @@ from ._base import (
 )
 from ._checkpoint_id import checkpoint_for
 from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
-from ._validation import ImageData, check_fit_inputs, check_unit_range
+from ._validation import ImageData, check_fit_inputs, check_groups, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments
 from .training import ImageBatchSource, TwoStageNet
 
@@ -465,7 +465,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None, masks: Any = None) -> ConcentratedTwoStageDetector:
+    def fit(self, X: Any, y: Any = None, masks: Any = None, groups: Any = None) -> ConcentratedTwoStageDetector:
         """Train the segmentation stage, then the decision stage.
 
         Parameters
@@ -479,12 +479,22 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             an empty mask is a positive whose mask is unknown: it trains the
             decision stage only (mixed supervision), never teaching the
             segmentation net that its defect is background.
+        groups : array-like of shape (n,), optional
+            The group of each image: the part, tile or capture session it shows.
+            The internal validation split (``validation_fraction``) then holds
+            out whole groups (about ``validation_fraction`` of each class's
+            images), so that captures of one part never sit on both sides and
+            early stopping and ``threshold_`` are judged on parts the networks
+            did not train on. Without it near-duplicates of training images
+            judge the epochs (Magnetic tile holds each tile about six times:
+            ``docs/benchmarks.md``). No effect without validation.
 
         Returns
         -------
         self : ConcentratedTwoStageDetector
         """
         images, y, masks = self._check_fit_data(X, y, masks)
+        groups = check_groups(groups, len(images))
         check_unit_range(images)  # float images in [0, 1], uint8 in 0-255: the same rule at fit and predict
         device = resolve_device(self.device)
         backbone = self._resolve_backbone(device)
@@ -501,14 +511,14 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         if not mask_known.all():
             self._report(f"{int((~mask_known).sum())} of the {int(y.sum())} defective images have no defect pixel "
                          "in their mask: they train the decision stage only (mixed supervision)")
-        checkpoint, checkpoint_meta = checkpoint_for(self, images, y, masks)
+        checkpoint, checkpoint_meta = checkpoint_for(self, images, y, masks, groups)
 
         with seeded(self.random_state) as seed:
             module = self._build_module(images.channels, backbone, backbone_factory)
             image_size = resolve_image_size(self.image_size, (images.height, images.width), *_size_rule(module))
             seg_loss = call_with_accepted(loss_factory, gamma=self.gamma, dice_weight=self.dice_weight)
             sampler = call_with_accepted(sampler_factory, random_state=seed)
-            train_rows, valid_rows = self._holdout(y, seed)
+            train_rows, valid_rows = self._holdout(y, seed, groups)
             mean, std = input_statistics(images, train_rows)
             parts = {"y": y, "masks": masks, "mask_known": mask_known}
             source = ImageBatchSource(images, **parts, size=image_size, mean=mean, std=std, rows=train_rows)

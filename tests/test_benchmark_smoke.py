@@ -199,6 +199,31 @@ def test_quality_sequential_run_writes_its_file_after_every_fit(tmp_path, monkey
     assert written[:2] == [["logreg"], ["logreg", "small_cnn"]]
 
 
+def test_quality_method_with_fit_groups_hands_the_splits_parts_to_fit(monkeypatch):
+    """Magnetic tile's row `validation by tile` fits with groups=tiles; the others never see groups."""
+    import numpy as np
+
+    from benchmarks import quality
+    from skdefect import ConcentratedTwoStageDetector
+    from skdefect.datasets import make_surface_defects
+
+    X, y, m = make_surface_defects(n_samples=24, image_shape=(32, 32), random_state=0)
+    tiles = np.arange(16) // 2
+    split = quality.Split("synthetic", "seed 0", 0, X[:16], y[:16], X[16:], y[16:], m[:16], m[16:],
+                          groups_train=tiles)
+    seen = []
+    monkeypatch.setattr(ConcentratedTwoStageDetector, "fit",
+                        lambda self, X, y=None, masks=None, groups=None: seen.append(groups) or self)
+    monkeypatch.setattr(quality, "_metrics", lambda split, est: {})
+    monkeypatch.setattr(quality, "_training_info", lambda est: {})
+    rows = quality.run_split("synthetic", split, [quality.two_stage("grouped", fit_groups=True),
+                                                  quality.two_stage("plain")])
+    assert seen[0] is tiles and seen[1] is None
+    assert rows[0]["fit_groups"] is True and "fit_groups" not in rows[1]
+    methods = {m.name: m for m in quality.PROFILES["full"]["magnetic_tile_64"][1]}
+    assert methods["lambda = 0.5, validation by tile"].fit_groups and not methods["lambda = 0.5"].fit_groups
+
+
 def test_quality_table_names_the_machines_when_a_dataset_mixes_them():
     from benchmarks.quality import table
 

@@ -272,11 +272,14 @@ def test_other_parameters_or_data_never_resume_a_foreign_checkpoint(tmp_path):
     log.clear()
     gan(checkpoint_dir=tmp_path, callbacks=[EpochLog(log)]).fit(X_FLOAT[::-1].copy(), Y[::-1].copy())  # other data
     assert log == list(range(1, 9))
-    assert len(list(tmp_path.glob("*.ckpt"))) == 3
+    log.clear()  # groups choose other validation images: another run
+    gan(checkpoint_dir=tmp_path, callbacks=[EpochLog(log)]).fit(X_FLOAT, Y, groups=np.arange(len(Y)) // 2)
+    assert log == list(range(1, 9))
+    assert len(list(tmp_path.glob("*.ckpt"))) == 4
     # verbose, device, callbacks and the directory itself do not change what is trained: same file
     log.clear()
     fit(gan(checkpoint_dir=tmp_path, verbose=0, callbacks=[EpochLog(log)]))
-    assert log == [] and len(list(tmp_path.glob("*.ckpt"))) == 3
+    assert log == [] and len(list(tmp_path.glob("*.ckpt"))) == 4
 
 
 def test_unreadable_or_mismatched_checkpoint_warns_and_trains_from_scratch(tmp_path, reference_scores):

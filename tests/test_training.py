@@ -51,6 +51,59 @@ def test_holdout_split_is_stratified_disjoint_and_never_empties_a_class():
     np.testing.assert_array_equal(holdout_split(y, 0.2, seed=3)[1], holdout_split(y, 0.2, seed=3)[1])
 
 
+def test_holdout_split_with_groups_keeps_each_group_on_one_side():
+    rng = np.random.RandomState(0)
+    for seed in range(20):
+        groups = rng.randint(0, 25, size=120)
+        y = (groups % 4 == 0).astype(int)  # a group holds one class, as a tile's captures do
+        y[rng.randint(0, 120, size=3)] = 1  # ... or both
+        train, valid = holdout_split(y, 0.2, seed, groups)
+        assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == 120
+        assert len(np.intersect1d(groups[train], groups[valid])) == 0
+        for c in (0, 1):  # about the fraction of each class, and never all of it
+            share = (y[valid] == c).sum() / (y == c).sum()
+            assert 0.05 <= share <= 0.5 and (y[train] == c).any()
+        np.testing.assert_array_equal(holdout_split(y, 0.2, seed, groups)[1], valid)
+    # a class whose images all share one group cannot be split: it stays in training
+    y = np.r_[np.zeros(40, int), np.ones(8, int)]
+    train, valid = holdout_split(y, 0.2, 0, np.r_[np.arange(40) // 4, np.full(8, 99)])
+    assert (y[valid] == 1).sum() == 0 and (y[train] == 1).sum() == 8 and (y[valid] == 0).sum() >= 8
+
+
+@pytest.mark.parametrize("make", [two_stage, gan], ids=["two-stage", "gan"])
+def test_groups_reach_the_holdout_of_fit(make, monkeypatch):
+    import skdefect._base as base
+
+    seen = []
+
+    def spy(y, fraction, seed, groups=None):
+        seen.append((groups, holdout_split(y, fraction, seed, groups)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(base, "holdout_split", spy)
+    tiles = np.arange(len(X)) // 3  # every "part" photographed three times
+    det = make(**({"seg_epochs": 1, "dec_epochs": 1} if make is two_stage else {"epochs": 1}))
+    det.fit(X, Y, masks=MASKS, groups=tiles) if make is two_stage else det.fit(X, Y, groups=tiles)
+    codes, (train, valid) = seen[-1]
+    np.testing.assert_array_equal(codes, tiles)
+    assert len(valid) and len(np.intersect1d(tiles[train], tiles[valid])) == 0
+
+
+@pytest.mark.parametrize("groups, match", [
+    (np.arange(59), r"groups and X must have the same length: groups has 59 labels .* X has 60 images"),
+    (np.zeros((60, 2)), r"groups must be 1-D of shape \(n_samples,\)"),
+    (np.r_[np.arange(59.0), np.nan], r"groups must give every image a group label; got a missing value .* 59"),
+])
+def test_bad_groups_are_refused_before_training_and_keep_a_fitted_detector(groups, match):
+    det = fit(gan(epochs=1))
+    before = det.decision_function(X[:5])
+    with pytest.raises(ValueError, match=match):
+        det.fit(X, Y, groups=groups)
+    np.testing.assert_array_equal(det.decision_function(X[:5]), before)
+    with pytest.raises(ValueError, match=match):
+        two_stage().fit(X, Y, masks=MASKS, groups=groups)
+
+
 def test_validation_losses_and_ap_are_recorded_per_stage():
     det = fit(two_stage())
     history = det.net_.history
