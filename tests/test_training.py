@@ -89,6 +89,23 @@ def test_groups_reach_the_holdout_of_fit(make, monkeypatch):
     assert len(valid) and len(np.intersect1d(tiles[train], tiles[valid])) == 0
 
 
+def test_grid_search_with_metadata_routing_hands_groups_to_the_splitter_and_the_holdout(monkeypatch):
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    import skdefect._base as base
+
+    seen = []
+    monkeypatch.setattr(base, "holdout_split", lambda y, f, s, groups=None: seen.append(groups) or
+                        holdout_split(y, f, s, groups))
+    tiles = np.arange(len(X)) // 3
+    with sklearn.config_context(enable_metadata_routing=True):
+        det = gan(epochs=1).set_fit_request(groups=True)
+        GridSearchCV(det, {"w_abc": [0.5]}, cv=GroupKFold(2), scoring="roc_auc").fit(X, Y, groups=tiles)
+    # each fold's fit gets its own images' groups (GroupKFold kept every part on one side), then the refit all
+    assert [len(np.unique(g)) for g in seen] == [10, 10, 20]
+
+
 @pytest.mark.parametrize("groups, match", [
     (np.arange(59), r"groups and X must have the same length: groups has 59 labels .* X has 60 images"),
     (np.zeros((60, 2)), r"groups must be 1-D of shape \(n_samples,\)"),
