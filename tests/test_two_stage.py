@@ -85,6 +85,20 @@ def test_pickle_clone_and_set_params(fitted, data):
     assert c.gamma == 2.0 and c.dice_weight == 0.5
 
 
+def test_dice_weight_auto_is_the_papers_for_its_network_and_half_for_the_others(data):
+    X, y, masks, X_te, *_ = data
+    fits = {lam: ConcentratedTwoStageDetector(**{**FAST, "dice_weight": lam}).fit(X[:32], y[:32], masks=masks[:32])
+            for lam in ("auto", 0.5, 0.95)}
+    assert fits["auto"].backbone_ == "wang2022_features" and fits["auto"].dice_weight_ == 0.5
+    assert fits[0.95].dice_weight_ == 0.95
+    # "auto" reaches the loss as 0.5: the same fit to the last bit, and not the fit at 0.95
+    scores = {lam: det.decision_function(X_te[:8]) for lam, det in fits.items()}
+    np.testing.assert_array_equal(scores["auto"], scores[0.5])
+    assert not np.array_equal(scores["auto"], scores[0.95])
+    paper = ConcentratedTwoStageDetector(**{**FAST, "backbone": "wang2022"})
+    assert paper._resolve_dice_weight("wang2022") == 0.95
+
+
 def test_flattened_input_with_image_shape(data):
     X, y, masks, X_te, *_ = data
     det = ConcentratedTwoStageDetector(image_shape=(48, 48), **FAST)
@@ -259,7 +273,7 @@ def test_gamma_down_weights_well_segmented_training_images_as_eq_1_says(fitted, 
     params = [p for p in seg_net.parameters() if p.requires_grad]
 
     def grad_norm(gamma: float, i: int) -> float:
-        loss_fn = call_with_accepted(get_loss("concentrated"), gamma=gamma, dice_weight=fitted.dice_weight)
+        loss_fn = call_with_accepted(get_loss("concentrated"), gamma=gamma, dice_weight=fitted.dice_weight_)
         loss = loss_fn(seg_net(x[i : i + 1]), extras["mask"][i : i + 1]).sum()
         return float(torch.sqrt(sum((g**2).sum() for g in torch.autograd.grad(loss, params))))
 
