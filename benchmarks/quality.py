@@ -175,13 +175,13 @@ def two_stage(name: str, fit_groups: bool = False, **params: Any) -> Method:
     return Method(name, "detector", build, "masks", params, fit_groups)
 
 
-def gan(name: str, one_class: bool = False, **params: Any) -> Method:
+def gan(name: str, one_class: bool = False, masks: bool = False, **params: Any) -> Method:
     def build(split: Split, budget: float | None) -> Any:
         from skdefect import DualDiscriminatorGANDetector
 
         return DualDiscriminatorGANDetector(random_state=split.seed, device="cpu", **params)
 
-    return Method(name, "detector", build, "normals" if one_class else "labels", params)
+    return Method(name, "detector", build, "normals" if one_class else "masks" if masks else "labels", params)
 
 
 def baseline(name: str, timed: bool = False, **params: Any) -> Method:
@@ -260,6 +260,10 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
             gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
             gan("GAN, ABC on patches", patch_size=16, patch_stride=8, abc_error="patch"),
+            # patches at the scale of the defects (a scratch or spot covers tens of pixels of 4,096)
+            gan("GAN, 8x8 patches, top 3", patch_size=8, patch_stride=4, top_n=3),
+            # the ABC loss on the defect pixels (fit(..., masks=...)): where an image is defective, not only that
+            gan("GAN, ABC on defect pixels", masks=True, abc_error="mask", patch_size=8, patch_stride=4, top_n=3),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_64": ({"side": 64, "seeds": [0]}, [
@@ -356,11 +360,13 @@ def _metrics(split: Split, est: Any) -> dict[str, float]:
     if len(np.unique(split.y_test)) == 2:
         out["image_ap"] = average_precision(split.y_test, scores)
         out["image_auroc"] = roc_auc(split.y_test, scores)
-    if split.masks_test is not None and hasattr(est, "segment"):
+    if split.masks_test is not None and (hasattr(est, "segment") or hasattr(est, "anomaly_map")):
         known = (split.y_test == 0) | split.masks_test.any(axis=(1, 2))
-        maps = est.segment(split.X_test)
-        out["pixel_auroc"] = pixel_roc_auc(maps, split.masks_test, known)
-        out["pixel_ap"] = pixel_average_precision(maps, split.masks_test, known)
+        # the GAN's map is its chosen score's per-pixel error or patch distance, at its own image size
+        maps = est.segment(split.X_test) if hasattr(est, "segment") else est.anomaly_map(split.X_test)
+        if maps.shape == split.masks_test.shape:
+            out["pixel_auroc"] = pixel_roc_auc(maps, split.masks_test, known)
+            out["pixel_ap"] = pixel_average_precision(maps, split.masks_test, known)
     return out
 
 

@@ -146,7 +146,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         (16 and 8 at 64 px, as the quality suite does on ELPV).
     top_n : int, default=10
         Patches averaged by the patch loss and the patch score.
-    abc_error : {"mean", "patch"}, default="mean"
+    abc_error : {"mean", "patch", "mask"}, default="mean"
         The error ``A`` of the ABC loss ``−log(1 − exp(−A))`` on anomalous images:
         ``"mean"``, the mean L1 reconstruction error (the paper's Eq. 8), or
         ``"patch"``, the patch loss of the anomalous image (the mean of its ``top_n``
@@ -159,7 +159,10 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         worst patches of an anomalous image are pushed, which the generator could meet
         by failing on the defect alone. Measured (``docs/benchmarks.md``), it changes
         little: over three split seeds, with 16×16 patches, ELPV AUROC 0.818 against
-        0.814 and the embedded data's AP 0.574 against 0.565.
+        0.814 and the embedded data's AP 0.574 against 0.565. ``"mask"`` (a named
+        variant, which needs ``fit(X, y, masks=masks)``) is the mean L1 error over the
+        defect pixels of each anomalous image (:func:`skdefect.losses.masked_l1_error`):
+        the generator is told *where* an image is defective, not only *that* it is.
     anomaly_score : {"auto", "recon", "patch", "memory", "patch_memory"}, default="auto"
         What :meth:`decision_function` returns (not called ``score``: that name is
         sklearn's ``score(X, y)`` method):
@@ -311,7 +314,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         "patch_size": [Interval(Integral, 1, None, closed="left")],
         "patch_stride": [Interval(Integral, 1, None, closed="left")],
         "top_n": [Interval(Integral, 1, None, closed="left")],
-        "abc_error": [StrOptions({"mean", "patch"})],
+        "abc_error": [StrOptions({"mean", "patch", "mask"})],
         "anomaly_score": [StrOptions({"auto", *SCORES})],
         "generator": [str],
         "discriminator": [str],
@@ -462,7 +465,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None, groups: Any = None) -> DualDiscriminatorGANDetector:
+    def fit(self, X: Any, y: Any = None, groups: Any = None, masks: Any = None) -> DualDiscriminatorGANDetector:
         """Train the generator and the discriminators.
 
         Parameters
@@ -482,12 +485,21 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             judge the epochs (Magnetic tile holds each tile about six times:
             ``docs/benchmarks.md``). No effect without validation.
 
+        masks : array-like of shape (n, H, W), optional
+            Pixel masks of the defects (nonzero = defective). Only
+            ``abc_error="mask"`` uses them (required there): the ABC loss then
+            pushes up the reconstruction error of the defect pixels instead of the
+            whole anomalous image's. Without ``y`` the labels are "the mask has a
+            defect pixel".
+
         Returns
         -------
         self : DualDiscriminatorGANDetector
         """
-        images, y, _ = check_fit_inputs(X, y, None, image_shape=self.image_shape, require="none")
+        images, y, masks = check_fit_inputs(X, y, masks, image_shape=self.image_shape, require="none")
         groups = check_groups(groups, len(images))
+        if self.abc_error == "mask" and masks is None:
+            raise ValueError("abc_error='mask' needs the defects' pixel masks: fit(X, y, masks=masks)")
         check_unit_range(images)
         labels = np.zeros(len(images), dtype=np.int64) if y is None else y
         one_class = not labels.any()
@@ -498,7 +510,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         disc_factory = resolve_plugin(get_backbone, self.discriminator, "discriminator")
         sampler_name = self.sampler if self.sampler != "auto" else ("uniform" if one_class else "kmeans")
         sampler_factory = resolve_plugin(get_sampler, sampler_name, "sampler")
-        checkpoint, checkpoint_meta = checkpoint_for(self, images, labels, groups=groups)
+        masks = masks if self.abc_error == "mask" else None  # the other settings do not read them
+        checkpoint, checkpoint_meta = checkpoint_for(self, images, labels, masks, groups)
 
         with seeded(self.random_state) as seed:
             generator, discriminator = self._build_modules(images.channels, gen_factory, disc_factory)
@@ -507,7 +520,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             )
             sampler = call_with_accepted(sampler_factory, random_state=seed)
             train_rows, valid_rows = self._holdout(labels, seed, groups)
-            source = ImageBatchSource(images, labels, size=image_size, rows=train_rows)
+            source = ImageBatchSource(images, labels, masks=masks, size=image_size, rows=train_rows)
             valid = None if valid_rows is None else ImageBatchSource(images, labels, size=image_size, rows=valid_rows)
             build = partial(self._build_net, generator, discriminator, one_class, device, group_seed=seed,
                             valid_score="patch" if self.anomaly_score == "patch" else "recon")

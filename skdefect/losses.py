@@ -49,6 +49,7 @@ __all__ = [
     "latent_loss",
     "abc_loss",
     "abc_loss_of_error",
+    "masked_l1_error",
 ]
 
 BaseLoss = Callable[[Tensor, Tensor], Tensor]
@@ -490,6 +491,34 @@ def l1_reconstruction_loss(x: Tensor, x_hat: Tensor) -> Tensor:
         Shape ``(n,)``.
     """
     return _mean_abs_error(x, x_hat)
+
+
+def masked_l1_error(x: Tensor, x_hat: Tensor, mask: Tensor) -> Tensor:
+    """Mean L1 reconstruction error over each image's defect pixels (not in the GAN paper).
+
+    ``sum(m · |x − G(x)|) / (C · sum(m))`` per sample, with ``m`` the (possibly soft) pixel mask
+    broadcast over the channels. An image whose mask is empty gets its whole-image mean error
+    (:func:`l1_reconstruction_loss`) instead. The GAN detector's ABC loss uses it as ``A`` when
+    ``fit`` receives masks (``abc_error="mask"``): the paper's ``A``, a mean over every pixel, tells
+    the generator *that* an image is anomalous, this one *where*.
+
+    Parameters
+    ----------
+    x, x_hat : Tensor
+        Images and reconstructions, shape ``(n, C, H, W)``.
+    mask : Tensor
+        Defect masks in [0, 1], shape ``(n, 1, H, W)`` or ``(n, H, W)``.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(n,)``.
+    """
+    m = _float_mask(_as_4d(mask)).to(_compute(x).dtype)
+    err = (_compute(x) - _compute(x_hat)).abs().mean(dim=1, keepdim=True)
+    area = m.flatten(1).sum(dim=1)
+    inside = (err * m).flatten(1).sum(dim=1) / area.clamp_min(torch.finfo(err.dtype).tiny)
+    return torch.where(area > 0, inside, err.flatten(1).mean(dim=1))
 
 
 def patch_errors(x: Tensor, x_hat: Tensor, patch_size: int = 32, stride: int = 16) -> Tensor:

@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skdefect import losses
 from skdefect.gan import DualDiscriminatorGANDetector
+from skdefect.training.gan import DualGANNet
 
 FAST = dict(width=0.5, epochs=2, batch_size=32, image_size=32, random_state=0, device="cpu")
 
@@ -209,6 +210,39 @@ def test_abc_error_patch_feeds_the_patch_loss_of_anomalies_to_abc(digits):
     torch.testing.assert_close(patch.net_._abc_error(x, x_hat), losses.patch_loss(x, x_hat, 8, 4, 2))
     torch.testing.assert_close(mean.net_._abc_error(x, x_hat), losses.l1_reconstruction_loss(x, x_hat))
     assert [h["train_g_abc"] for h in mean.net_.history] != [h["train_g_abc"] for h in patch.net_.history]
+
+
+def test_abc_error_mask_trains_on_the_defect_pixels_and_needs_masks(digits, monkeypatch):
+    """abc_error="mask": fit's masks reach the training batches (resized with the images), A is the mean error over
+    each anomalous image's mask, training differs from the paper's A; without masks the fit is refused before any
+    training and a fitted detector keeps its state."""
+    X, y, *_ = digits
+    masks = (X > 0.5) & (y == 1)[:, None, None]  # the anomalous digits' strokes; normals' masks are empty
+    kw = {**FAST, "epochs": 2}
+    mean = DualDiscriminatorGANDetector(**kw).fit(X, y, masks=masks)  # "mean" ignores them: the paper's fit
+    plain = DualDiscriminatorGANDetector(**kw).fit(X, y)
+    assert [h["train_g_abc"] for h in mean.net_.history] == [h["train_g_abc"] for h in plain.net_.history]
+    masked = DualDiscriminatorGANDetector(abc_error="mask", **kw).fit(X, y, masks=masks)
+    assert clone(masked).get_params()["abc_error"] == "mask" and masked.net_.abc_error == "mask"
+    assert [h["train_g_abc"] for h in masked.net_.history] != [h["train_g_abc"] for h in mean.net_.history]
+    x, x_hat = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    m = torch.zeros(2, 1, 8, 8)
+    m[:, :, :2, :2] = 1.0
+    torch.testing.assert_close(masked.net_._abc_error(x, x_hat, m), losses.masked_l1_error(x, x_hat, m))
+    seen = []
+    original = DualGANNet._anomaly_group
+    monkeypatch.setattr(DualGANNet, "_anomaly_group",
+                        lambda self, x, x_hat, mask=None: seen.append((x, mask)) or original(self, x, x_hat, mask))
+    DualDiscriminatorGANDetector(abc_error="mask", **{**kw, "epochs": 1}).fit(X, y, masks=masks)
+    assert seen and all(mask is not None and mask.shape == (len(x), 1, 32, 32) for x, mask in seen)
+    assert all(float(mask.flatten(1).sum(1).min()) > 0 for _, mask in seen)  # anomalous images' own masks
+    with pytest.raises(ValueError, match="masks"):
+        DualDiscriminatorGANDetector(abc_error="mask", **kw).fit(X, y)
+    before = masked.decision_function(X[:5])
+    masked.set_params(abc_error="mask")
+    with pytest.raises(ValueError, match="masks"):
+        masked.fit(X, y)
+    np.testing.assert_array_equal(masked.decision_function(X[:5]), before)
 
 
 def test_patch_loss_concentrates_on_the_worst_patches(digits):

@@ -550,6 +550,29 @@ def test_abc_loss_of_error_is_the_abc_of_any_per_sample_error():
     assert torch.all(xh.grad[:, :, :, 4:] == 0)
 
 
+def test_masked_l1_error_averages_the_defect_pixels_and_falls_back_to_the_mean_on_empty_masks():
+    """masked_l1_error: the mean L1 error over each image's (soft) mask, channels averaged; an empty mask gives
+    the whole-image mean; its gradient reaches the masked pixels only (the GAN's abc_error="mask")."""
+    rng = np.random.default_rng(5)
+    x = t(rng.random((3, 2, 6, 6)), torch.float64)
+    xh = t(rng.random((3, 2, 6, 6)), torch.float64).requires_grad_(True)
+    mask = torch.zeros(3, 6, 6, dtype=torch.float64)
+    mask[0, 1:3, 2:5] = 1.0
+    mask[1, 0, 0], mask[1, 5, 5] = 1.0, 0.25  # soft: weighted
+    err = (x - xh).abs().mean(dim=1)
+    expected = torch.stack([
+        err[0, 1:3, 2:5].mean(),
+        (err[1, 0, 0] + 0.25 * err[1, 5, 5]) / 1.25,
+        err[2].mean(),  # empty mask: the paper's whole-image error
+    ])
+    got = L.masked_l1_error(x, xh, mask)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(L.masked_l1_error(x, xh, mask.unsqueeze(1).bool()).detach()[0], expected[0].detach())
+    got[0].backward()
+    grad = xh.grad[0].abs().sum(dim=0)
+    assert torch.all(grad[1:3, 2:5] > 0) and float(grad.sum()) == pytest.approx(float(grad[1:3, 2:5].sum()))
+
+
 # ------------------------------------------------------------- dtypes, shapes, exports
 
 

@@ -148,19 +148,27 @@ class DualGANNet(DefectNetBase):
             "g_adv": (self._w("w_adv"), losses.lsgan_generator_loss(d_out.float()).mean()),
         }
 
-    def _anomaly_group(self, x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _anomaly_group(
+        self, x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         with self.autocast():
             d_out = self.disc_anomalous_(x_hat)
+        error = self._abc_error(x.float(), x_hat.float(), mask)
         return {
             "g_anomaly_adv": (self._w("w_anomaly_adv"), losses.anomaly_adversarial_loss(d_out.float()).mean()),
-            "g_abc": (self._w("w_abc"), losses.abc_loss_of_error(self._abc_error(x.float(), x_hat.float())).mean()),
+            "g_abc": (self._w("w_abc"), losses.abc_loss_of_error(error).mean()),
         }
 
-    def _abc_error(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-        """``A`` of the ABC loss per anomalous image: the mean L1 error (``abc_error="mean"``, the paper's) or the
-        patch loss, the mean of the ``top_n`` worst patches (``"patch"``)."""
+    def _abc_error(self, x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``A`` of the ABC loss per anomalous image: the mean L1 error (``abc_error="mean"``, the paper's), the
+        patch loss, the mean of the ``top_n`` worst patches (``"patch"``), or the mean L1 error over the image's
+        defect pixels (``"mask"``, which needs the batch's masks)."""
         if self.abc_error == "patch":
             return losses.patch_loss(x, x_hat, self.patch_size, self.patch_stride, self.top_n)
+        if self.abc_error == "mask":
+            if mask is None:
+                raise ValueError("abc_error='mask' needs pixel masks in the training batches")
+            return losses.masked_l1_error(x, x_hat, mask)
         return losses.l1_reconstruction_loss(x, x_hat)
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
@@ -192,7 +200,8 @@ class DualGANNet(DefectNetBase):
         if use_normal:
             group = self._normal_group(x, rec, z, normal)
         else:
-            group = self._anomaly_group(x[anomalous], rec[anomalous])
+            mask = extras.get("mask")
+            group = self._anomaly_group(x[anomalous], rec[anomalous], None if mask is None else mask[anomalous])
         self.optimizer_.zero_grad(set_to_none=True)
         loss = sum(w * v for w, v in group.values())
         loss.backward()
