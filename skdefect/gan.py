@@ -163,6 +163,9 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         variant, which needs ``fit(X, y, masks=masks)``) is the mean L1 error over the
         defect pixels of each anomalous image (:func:`skdefect.losses.masked_l1_error`):
         the generator is told *where* an image is defective, not only *that* it is.
+        Measured on the embedded textures (three split seeds, 8×8 patches), it leaves
+        the GAN where it was: image AP 0.586 against the default's 0.573 and a small
+        CNN's 0.750.
     anomaly_score : {"auto", "recon", "patch", "memory", "patch_memory"}, default="auto"
         What :meth:`decision_function` returns (not called ``score``: that name is
         sklearn's ``score(X, y)`` method):
