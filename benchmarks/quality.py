@@ -292,6 +292,10 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             # validation values, which choose the default, are only honest without near-duplicates)
             two_stage("lambda = 0.95, validation by tile", dice_weight=0.95, fit_groups=True),
             two_stage("lambda = 0.5, validation by tile", dice_weight=0.5, fit_groups=True),
+            # on unseen tiles the pixel loss bottoms out after a few epochs while the maps' ranking still improves
+            two_stage("segmentation judged by image AP, validation by tile", seg_monitor="valid_ap", fit_groups=True),
+            two_stage("segmentation judged by pixel AP, validation by tile", seg_monitor="valid_pixel_ap",
+                      fit_groups=True),
             *SURFACE_BASELINES(),
         ]),
         "magnetic_tile_128": ({"side": 128, "seeds": [0]}, [

@@ -214,6 +214,18 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
     early_stopping : bool, default=True
         End a stage when its ``valid_loss`` has not improved (by a relative 1e-4)
         for ``n_iter_no_change`` epochs. Needs ``validation_fraction > 0``.
+    seg_monitor : {"valid_loss", "valid_ap", "valid_pixel_ap"}, default="valid_loss"
+        What judges the segmentation stage's epochs (its best weights, early
+        stopping and the ``"plateau"`` schedule): its validation loss;
+        ``"valid_ap"``, the average precision of the validation images ranked by
+        their largest pixel logit (recorded in every fit; needs normal and
+        defective validation images); or ``"valid_pixel_ap"``, the average
+        precision of all validation pixels whose mask is known (a pixel is
+        positive where its mask has any defect), recorded only when chosen. The
+        loss is the default; with ``groups`` (validation on parts the net never
+        saw) the loss of unseen parts can bottom out after a few epochs while
+        their ranking still improves (``docs/benchmarks.md``). Sequential
+        backbones only (SegDecNet's joint stage is judged by its loss).
     n_iter_no_change : int, default=30
         Patience of ``early_stopping``, in epochs; the ``"plateau"`` schedule
         lowers the rate after a third of it. At 10 (the default until December
@@ -348,6 +360,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         "norm": [StrOptions({"batch", "instance", "none"})],
         "seg_epochs": [Interval(Integral, 0, None, closed="left")],
         "dec_epochs": [Interval(Integral, 0, None, closed="left")],
+        "seg_monitor": [StrOptions({"valid_loss", "valid_ap", "valid_pixel_ap"})],
         **SHARED_CONSTRAINTS,
     }
 
@@ -369,6 +382,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         batch_size: int = 8,
         validation_fraction: float = 0.2,
         early_stopping: bool = True,
+        seg_monitor: str = "valid_loss",
         n_iter_no_change: int = 30,
         image_size: Any = None,
         image_shape: Any = None,
@@ -395,6 +409,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
+        self.seg_monitor = seg_monitor
         self.n_iter_no_change = n_iter_no_change
         self.image_size = image_size
         self.image_shape = image_shape
@@ -478,6 +493,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             batch_size=self.batch_size,
             device=str(device),
             seg_epochs=self.seg_epochs,
+            seg_monitor=self.seg_monitor,
             augment=self.augment,
             amp_dtype=resolve_precision(self.precision, device),
             compile_mode=resolve_compile(self.compile, device),
@@ -540,6 +556,14 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             seg_loss = call_with_accepted(loss_factory, gamma=self.gamma, dice_weight=dice_weight)
             sampler = call_with_accepted(sampler_factory, random_state=seed)
             train_rows, valid_rows = self._holdout(y, seed, groups)
+            if self.seg_monitor == "valid_pixel_ap" and valid_rows is None:
+                raise ValueError("seg_monitor='valid_pixel_ap' ranks the validation pixels: it needs "
+                                 "validation_fraction > 0; got no validation images")
+            if self.seg_monitor == "valid_ap" and (valid_rows is None or len(np.unique(y[valid_rows])) < 2):
+                held = "no validation images" if valid_rows is None else (
+                    f"{len(valid_rows)} validation images of classes {sorted(set(y[valid_rows].tolist()))}")
+                raise ValueError("seg_monitor='valid_ap' ranks the validation images: it needs "
+                                 f"validation_fraction > 0 and both normal and defective images; got {held}")
             mean, std = input_statistics(images, train_rows)
             parts = {"y": y, "masks": masks, "mask_known": mask_known}
             source = ImageBatchSource(images, **parts, size=image_size, mean=mean, std=std, rows=train_rows)

@@ -35,6 +35,12 @@ def fit(det, one_class=False):
     return det.fit(X[Y == 0]) if one_class else det.fit(X, Y)
 
 
+def clone_params(det) -> dict:
+    from sklearn.base import clone
+
+    return clone(det).get_params()
+
+
 def stages(det) -> list[str]:
     return [row["event_stage"] for row in det.net_.history]
 
@@ -163,6 +169,43 @@ def test_each_stage_ends_with_its_best_epochs_weights():
     final = det.net_.module_.segmentation.state_dict()
     best = snaps[end["best_epoch"]]
     assert all(torch.equal(final[k], best[k]) for k in final)
+
+
+@pytest.mark.parametrize("monitor", ["valid_ap", "valid_pixel_ap"])
+def test_seg_monitor_judges_the_segmentation_stage_by_the_ranking_of_its_maps(monitor):
+    """The segmentation stage records valid_ap (validation images ranked by their largest pixel logit) in every fit,
+    valid_pixel_ap (every validation pixel ranked) when it is the monitor; with seg_monitor set to one, the stage's
+    best epoch is the one where it is highest, and its weights are kept. Training itself is the same."""
+    snaps: dict = {}
+    det = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05, seg_monitor=monitor, callbacks=[Snapshots(snaps)]))
+    end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
+    assert end["monitor"] == monitor
+    ap = det.net_.history[: end["epochs"], monitor]
+    assert all(0.0 <= v <= 1.0 for v in ap) and len(set(ap)) > 1
+    assert end["best_epoch"] == int(np.argmax(ap)) + 1 and end["best"] == pytest.approx(max(ap))
+    final = det.net_.module_.segmentation.state_dict()
+    assert all(torch.equal(final[k], snaps[end["best_epoch"]][k]) for k in final)
+    by_loss = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05))
+    seg_rows = by_loss.net_.history[: end["epochs"]]
+    assert [r["valid_loss"] for r in seg_rows] == det.net_.history[: end["epochs"], "valid_loss"]
+    assert [r["valid_ap"] for r in seg_rows] == det.net_.history[: end["epochs"], "valid_ap"]
+    assert not any("valid_pixel_ap" in r for r in seg_rows)  # computed only when it judges
+    assert clone_params(det)["seg_monitor"] == monitor
+
+
+@pytest.mark.parametrize("kw, data, match", [
+    ({"validation_fraction": 0.0}, None, r"seg_monitor='valid_ap' .* got no validation images"),
+    ({"validation_fraction": 0.0, "seg_monitor": "valid_pixel_ap"}, None,
+     r"seg_monitor='valid_pixel_ap' .* got no validation images"),
+    ({"dec_epochs": 0}, "defective only", r"seg_monitor='valid_ap' .* \d+ validation images of classes \[1\]"),
+])
+def test_seg_monitor_needs_its_validation_images(kw, data, match):
+    rows = np.flatnonzero(Y == 1) if data else np.arange(len(X))
+    before = fit(two_stage())
+    scores = before.decision_function(X[:5])
+    with pytest.raises(ValueError, match=match):
+        before.set_params(**{"seg_monitor": "valid_ap", **kw}).fit(X[rows], Y[rows], masks=MASKS[rows])
+    np.testing.assert_array_equal(before.decision_function(X[:5]), scores)
 
 
 def test_early_stopping_ends_a_stalled_stage_and_says_so():

@@ -256,6 +256,7 @@ class DefectNetBase(NeuralNet):
         sizes: list[int] = []
         scores: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
+        pixels: list[tuple[torch.Tensor, torch.Tensor]] = []  # (pixel scores, pixel targets) of a pass
         terms: dict[str, list[torch.Tensor]] = defaultdict(list)
         term_batches: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (batch, order in step) per value
         device = torch.device(self.device)
@@ -271,6 +272,8 @@ class DefectNetBase(NeuralNet):
             if "scores" in step and "y" in batch[1]:
                 scores.append(step["scores"].detach().float())
                 labels.append(batch[1]["y"])
+            if "pixel_scores" in step:
+                pixels.append((step["pixel_scores"].detach().float(), step["pixel_targets"].detach()))
             self.notify("on_batch_end", batch=batch, training=training, **step)
         if base is not None and sizes:  # an upper bound of one image's memory, for inference batch sizes
             peak = torch.cuda.max_memory_allocated(device) - base
@@ -278,6 +281,10 @@ class DefectNetBase(NeuralNet):
         self._record_epoch(prefix, losses, sizes, terms, term_batches)
         if scores:
             self._record_ranking(prefix, torch.cat(scores), torch.cat(labels))
+        if pixels:
+            s, t = (torch.cat(part).cpu().numpy() for part in zip(*pixels, strict=True))
+            if t.any() and not t.all() and np.isfinite(s).all():
+                self.history.record(prefix + "_pixel_ap", average_precision(t.astype(np.int64), s.astype(np.float64)))
 
     def _record_ranking(self, prefix: str, scores: torch.Tensor, y: torch.Tensor) -> None:
         """``<prefix>_ap`` and ``<prefix>_auroc`` of a pass's image scores (when both classes are in it)."""

@@ -68,11 +68,13 @@ class TwoStageNet(DefectNetBase):
         *args: Any,
         seg_loss: LossFn | None = None,
         seg_epochs: int = 0,
+        seg_monitor: str = "valid_loss",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.seg_loss = seg_loss
         self.seg_epochs = seg_epochs
+        self.seg_monitor = seg_monitor
 
     optimizer_names = ("optimizer", "optimizer_decision")
 
@@ -95,7 +97,8 @@ class TwoStageNet(DefectNetBase):
         if self.schedule == "joint":
             return [Stage("joint", self.max_epochs, self.optimizer_names, ("module_",), "valid_loss")]
         return [
-            Stage("segmentation", self.seg_epochs, ("optimizer",), ("module_.segmentation",), "valid_loss"),
+            Stage("segmentation", self.seg_epochs, ("optimizer",), ("module_.segmentation",), self.seg_monitor,
+                  lower_is_better=self.seg_monitor == "valid_loss"),
             Stage("decision", self.max_epochs - self.seg_epochs, ("optimizer_decision",), ("module_.decision",),
                   "valid_loss"),
         ]
@@ -134,15 +137,24 @@ class TwoStageNet(DefectNetBase):
         return self._decision_step(x, extras, batch)
 
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        """The current stage's loss on a validation batch (eval mode, no gradient); the decision logits are
-        returned as ``scores`` (recorded as ``valid_ap`` / ``valid_auroc``) once the decision net trains."""
+        """The current stage's loss on a validation batch (eval mode, no gradient) and image ``scores``
+        (recorded as ``valid_ap`` / ``valid_auroc``): in the segmentation stage each image's largest pixel
+        logit, then the decision logits."""
         x, extras = batch
         self.module_.eval()
         stage = self.current_stage().name
         with torch.no_grad(), self.autocast():
             if stage == "segmentation":
-                seg_loss = self._seg_loss(self._segment(x), extras)
-                return {"loss": seg_loss, "terms": {"seg_loss": seg_loss}}
+                seg_logits = self._segment(x)
+                seg_loss = self._seg_loss(seg_logits, extras)
+                out = {"loss": seg_loss, "terms": {"seg_loss": seg_loss},
+                       "scores": seg_logits.float().flatten(1).amax(dim=1)}
+                if self.seg_monitor == "valid_pixel_ap":  # every pixel of the images whose mask is known
+                    known = extras.get("mask_known")
+                    keep = slice(None) if known is None else known.bool()
+                    out["pixel_scores"] = seg_logits.float()[keep].flatten()
+                    out["pixel_targets"] = (segmentation_target(extras["mask"], seg_logits)[keep] > 0).flatten()
+                return out
             seg_logits, logit = self.module_(x)
             logit = logit.float()
             dec_loss = F.binary_cross_entropy_with_logits(logit, extras["y"])
