@@ -602,6 +602,6 @@ def test_3d_inputs_equal_4d_inputs():
 
 
 def test_public_names():
-    assert len(L.__all__) == len(set(L.__all__)) == 16
+    assert len(L.__all__) == len(set(L.__all__)) == 17
     for name in L.__all__:
         assert callable(getattr(L, name))
