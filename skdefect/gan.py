@@ -487,7 +487,6 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             did not train on. Without it near-duplicates of training images
             judge the epochs (Magnetic tile holds each tile about six times:
             ``docs/benchmarks.md``). No effect without validation.
-
         masks : array-like of shape (n, H, W), optional
             Pixel masks of the defects (nonzero = defective). Only
             ``abc_error="mask"`` uses them (required there): the ABC loss then
