@@ -193,6 +193,18 @@ def test_seg_monitor_judges_the_segmentation_stage_by_the_ranking_of_its_maps(mo
     assert clone_params(det)["seg_monitor"] == monitor
 
 
+def test_valid_pixel_ap_is_the_pixel_ap_of_the_validation_images_maps():
+    """The recorded valid_pixel_ap of the kept epoch equals the average precision of every pixel of segment() on
+    the validation images against their masks (the hold-out is holdout_split's for the detector's seed)."""
+    from skdefect.metrics import average_precision
+
+    det = fit(two_stage(seg_epochs=4, dec_epochs=0, seg_monitor="valid_pixel_ap"))
+    end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
+    _, valid = holdout_split(Y, det.validation_fraction, det.random_state)
+    maps = det.segment(X[valid])
+    assert end["best"] == pytest.approx(average_precision(MASKS[valid].ravel().astype(int), maps.ravel()), rel=1e-6)
+
+
 @pytest.mark.parametrize("kw, data, match", [
     ({"validation_fraction": 0.0}, None, r"seg_monitor='valid_ap' .* got no validation images"),
     ({"validation_fraction": 0.0, "seg_monitor": "valid_pixel_ap"}, None,
