@@ -282,9 +282,7 @@ class DefectNetBase(NeuralNet):
         if scores:
             self._record_ranking(prefix, torch.cat(scores), torch.cat(labels))
         if pixels:
-            s, t = (torch.cat(part).cpu().numpy() for part in zip(*pixels, strict=True))
-            if t.any() and not t.all() and np.isfinite(s).all():
-                self.history.record(prefix + "_pixel_ap", average_precision(t.astype(np.int64), s.astype(np.float64)))
+            self._record_pixel_ranking(prefix, *(torch.cat(part) for part in zip(*pixels, strict=True)))
 
     def _record_ranking(self, prefix: str, scores: torch.Tensor, y: torch.Tensor) -> None:
         """``<prefix>_ap`` and ``<prefix>_auroc`` of a pass's image scores (when both classes are in it)."""
@@ -293,6 +291,13 @@ class DefectNetBase(NeuralNet):
             return
         self.history.record(prefix + "_ap", average_precision(t, s))
         self.history.record(prefix + "_auroc", roc_auc(t, s))
+
+    def _record_pixel_ranking(self, prefix: str, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        """``<prefix>_pixel_ap`` of a pass's pixel scores (when both kinds of pixel are in it)."""
+        s, t = scores.cpu().numpy().astype(np.float64), targets.cpu().numpy().astype(np.int64)
+        if t.min() == t.max() or not np.isfinite(s).all():
+            return
+        self.history.record(prefix + "_pixel_ap", average_precision(t, s))
 
     def _record_epoch(
         self, prefix: str, losses: list, sizes: list, terms: dict, term_batches: dict | None = None
