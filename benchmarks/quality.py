@@ -244,8 +244,11 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             # paper's 0.95 with its network; rows named "two-stage (default)" recorded before that ran at 0.95
             two_stage("lambda = 0.5", dice_weight=0.5),
             two_stage("lambda = 0.95 (the paper's)", dice_weight=0.95),
-            # what judges the segmentation stage, with the estimator's own random hold-out
+            # what judges the segmentation stage, with the estimator's own random hold-out: the pixel AP is the
+            # default's seg_monitor="auto" since December 2026; rows named "two-stage (default)" recorded before
+            # that were judged by the loss
             two_stage("segmentation judged by pixel AP", seg_monitor="valid_pixel_ap"),
+            two_stage("segmentation judged by its loss (the former default)", seg_monitor="valid_loss"),
             two_stage("paper decision net", **_paper_decision()),
             two_stage("Dice of normals smoothed", loss="concentrated_smooth_empty"),
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
@@ -294,8 +297,10 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             # validation values, which choose the default, are only honest without near-duplicates)
             two_stage("lambda = 0.95, validation by tile", dice_weight=0.95, fit_groups=True),
             two_stage("lambda = 0.5, validation by tile", dice_weight=0.5, fit_groups=True),
-            # on unseen tiles the pixel loss bottoms out after a few epochs while the maps' ranking still improves
+            # on unseen tiles the pixel loss bottoms out after a few epochs while the maps' ranking still improves;
+            # the pixel AP judges the default's segmentation stage since December 2026 (seg_monitor="auto")
             two_stage("segmentation judged by pixel AP", seg_monitor="valid_pixel_ap"),
+            two_stage("segmentation judged by its loss (the former default)", seg_monitor="valid_loss"),
             two_stage("segmentation judged by image AP, validation by tile", seg_monitor="valid_ap", fit_groups=True),
             two_stage("segmentation judged by pixel AP, validation by tile", seg_monitor="valid_pixel_ap",
                       fit_groups=True),

@@ -538,6 +538,8 @@ _ATTRIBUTE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "image_score_": lambda v: None if v in ("decision", "seg_max") else "'decision' or 'seg_max'",
     "backbone_": lambda v: None if isinstance(v, str) else "a backbone name",
     "dice_weight_": lambda v: None if _finite(v) is None and 0 <= v <= 1 else "a number in [0, 1]",
+    "seg_monitor_": lambda v: None if v in ("valid_loss", "valid_ap", "valid_pixel_ap")
+    else "one of 'valid_loss', 'valid_ap', 'valid_pixel_ap'",
     "brightness_range_": lambda v: None if isinstance(v, (list, tuple)) and len(v) == 2
     and all(_finite(b) is None and 0 <= b <= 1 for b in v) and v[0] <= v[1] else "a pair low <= high in [0, 1]",
     "memory_": _optional_matrix,

@@ -111,6 +111,7 @@ def test_gan_specific_attributes_round_trip(fitted, saved):
 
 def test_two_stage_input_statistics_round_trip(fitted, saved):
     det, loaded = fitted["two_stage"], skdefect.load(saved["two_stage"])
+    assert loaded.seg_monitor_ == det.seg_monitor_ == "valid_pixel_ap"
     for attr in ("input_mean_", "input_std_"):
         assert getattr(loaded, attr).dtype == np.float32
         np.testing.assert_array_equal(getattr(loaded, attr), getattr(det, attr))

@@ -162,7 +162,7 @@ class Snapshots(Callback):
 
 def test_each_stage_ends_with_its_best_epochs_weights():
     snaps: dict = {}
-    det = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05, callbacks=[Snapshots(snaps)]))
+    det = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05, seg_monitor="valid_loss", callbacks=[Snapshots(snaps)]))
     end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
     valid = det.net_.history[: end["epochs"], "valid_loss"]
     assert end["best_epoch"] == int(np.argmin(valid)) + 1
@@ -185,12 +185,38 @@ def test_seg_monitor_judges_the_segmentation_stage_by_the_ranking_of_its_maps(mo
     assert end["best_epoch"] == int(np.argmax(ap)) + 1 and end["best"] == pytest.approx(max(ap))
     final = det.net_.module_.segmentation.state_dict()
     assert all(torch.equal(final[k], snaps[end["best_epoch"]][k]) for k in final)
-    by_loss = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05))
+    by_loss = fit(two_stage(seg_epochs=8, dec_epochs=2, lr=0.05, seg_monitor="valid_loss"))
     seg_rows = by_loss.net_.history[: end["epochs"]]
     assert [r["valid_loss"] for r in seg_rows] == det.net_.history[: end["epochs"], "valid_loss"]
     assert [r["valid_ap"] for r in seg_rows] == det.net_.history[: end["epochs"], "valid_ap"]
     assert not any("valid_pixel_ap" in r for r in seg_rows)  # computed only when it judges
-    assert clone_params(det)["seg_monitor"] == monitor
+    assert clone_params(det)["seg_monitor"] == monitor and det.seg_monitor_ == monitor
+
+
+@pytest.mark.parametrize("kw, resolved", [
+    ({}, "valid_pixel_ap"),
+    ({"validation_fraction": 0.0}, "valid_loss"),  # nothing to rank
+    ({"backbone": "segdec", "loss": "bce", "image_size": 64, "width": 0.25}, "valid_loss"),  # a joint stage: its loss
+])
+def test_seg_monitor_auto_ranks_the_validation_pixels_where_there_are_some(kw, resolved):
+    """The default judges the segmentation stage by its validation pixels' AP, and trains exactly as that
+    setting does; without validation defect pixels (or for SegDecNet's joint stage) by the loss."""
+    det = fit(two_stage(seg_epochs=3, dec_epochs=1, **kw))
+    assert det.seg_monitor == "auto" and det.seg_monitor_ == resolved
+    if not kw:
+        end = next(row["event_stage_end"] for row in det.net_.history if "event_stage_end" in row)
+        assert end["monitor"] == "valid_pixel_ap"
+        explicit = fit(two_stage(seg_epochs=3, dec_epochs=1, seg_monitor="valid_pixel_ap"))
+        np.testing.assert_array_equal(det.decision_function(X[:6]), explicit.decision_function(X[:6]))
+    if not kw:  # the validation images' masks unknown (mixed supervision): no validation pixel to rank
+        unknown = two_stage(seg_epochs=2, dec_epochs=1).fit(X, Y, masks=_valid_masks_unknown(det))
+        assert unknown.seg_monitor_ == "valid_loss"
+
+
+def _valid_masks_unknown(det) -> np.ndarray:
+    masks = MASKS.copy()
+    masks[holdout_split(Y, det.validation_fraction, det.random_state)[1]] = 0
+    return masks
 
 
 def test_valid_pixel_ap_is_the_pixel_ap_of_the_validation_images_maps():
@@ -210,13 +236,16 @@ def test_valid_pixel_ap_is_the_pixel_ap_of_the_validation_images_maps():
     ({"validation_fraction": 0.0, "seg_monitor": "valid_pixel_ap"}, None,
      r"seg_monitor='valid_pixel_ap' .* got no validation images"),
     ({"dec_epochs": 0}, "defective only", r"seg_monitor='valid_ap' .* \d+ validation images of classes \[1\]"),
+    ({"seg_monitor": "valid_pixel_ap"}, "masks unknown",
+     r"seg_monitor='valid_pixel_ap' .* \d+ validation images whose masks have no defect pixel"),
 ])
 def test_seg_monitor_needs_its_validation_images(kw, data, match):
-    rows = np.flatnonzero(Y == 1) if data else np.arange(len(X))
+    rows = np.flatnonzero(Y == 1) if data == "defective only" else np.arange(len(X))
+    masks = _valid_masks_unknown(two_stage()) if data == "masks unknown" else MASKS
     before = fit(two_stage())
     scores = before.decision_function(X[:5])
     with pytest.raises(ValueError, match=match):
-        before.set_params(**{"seg_monitor": "valid_ap", **kw}).fit(X[rows], Y[rows], masks=MASKS[rows])
+        before.set_params(**{"seg_monitor": "valid_ap", **kw}).fit(X[rows], Y[rows], masks=masks[rows])
     np.testing.assert_array_equal(before.decision_function(X[:5]), scores)
 
 
