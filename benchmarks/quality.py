@@ -386,14 +386,15 @@ def _training_info(est: Any) -> dict[str, Any]:
     net = getattr(est, "net_", None)
     if net is None:
         return {"epochs": getattr(est, "epochs_", None)}
-    chosen = {k: getattr(est, k) for k in ("backbone_", "anomaly_score_", "image_score_") if hasattr(est, k)}
+    resolved = ("backbone_", "anomaly_score_", "image_score_", "seg_monitor_")
+    chosen = {k: getattr(est, k) for k in resolved if hasattr(est, k)}
     ends = [row["event_stage_end"] for row in net.history if "event_stage_end" in row]
 
     def at_best(end: dict) -> dict[str, float]:
         """The validation values of the stage's kept epoch: what a user without a test split compares runs on."""
         best = end["best_epoch"]
         row = net.history[best - 1] if best else {}
-        return {k: float(row[k]) for k in ("valid_loss", "valid_ap", "valid_auroc") if k in row}
+        return {k: float(row[k]) for k in ("valid_loss", "valid_ap", "valid_auroc", "valid_pixel_ap") if k in row}
 
     return {**chosen, "epochs": len(net.history), "stages": [
         {**{k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")}, "valid": at_best(e)}

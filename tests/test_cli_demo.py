@@ -54,3 +54,6 @@ def test_demo_calls_a_detector_at_chance_what_it_is():
     assert "at chance" in _verdict(0.52, 0.5, 0.6)
     assert "beats the baseline" in _verdict(0.9, 0.5, 0.6)
     assert "below the baseline" in _verdict(0.6, 0.5, 0.8)
+    # a clear win needs 0.10 AP; an AUROC near 0.5 is chance whatever the AP
+    assert "slightly above the baseline (+0.06 AP, AUROC 0.60)" in _verdict(0.58, 0.5, 0.52, auroc=0.6)
+    assert "at chance" in _verdict(0.6, 0.5, 0.52, auroc=0.54)
