@@ -277,8 +277,8 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
     Notes
     -----
     What a default fit costs on the CPU (the quality suite, one torch thread;
-    ``docs/training.md``): 24 CPU seconds on 400 images of 64×64 of the
-    embedded data (AMD EPYC; early stopping after 32 epochs), 383-447 s on
+    ``docs/training.md``): 24-33 CPU seconds on 400 images of 64×64 of the
+    embedded data (AMD EPYC; early stopping after 26-32 epochs), 383-447 s on
     ELPV's 1,630 training cells of 64×64 (Intel Xeon). ``verbose=1`` prints an
     upper bound of the time left after every epoch.
 

@@ -331,9 +331,10 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
     Notes
     -----
     What a default fit costs on the CPU (the quality suite, one torch thread of
-    a 2-core AMD EPYC; ``docs/training.md``): about 230 CPU seconds on a
-    Magnetic tile fold (1,075 training images of 64×64), 126 s on 400 images of
-    the embedded data. ``verbose=1`` prints an upper bound of the time left
+    a 2-core AMD EPYC, Zen 3; ``docs/training.md``): about 400 CPU seconds on a
+    Magnetic tile fold (1,075 training images of 64×64), 224-250 s on 400
+    images of the embedded data (126-230 s on the faster AMD EPYC of earlier
+    tables). ``verbose=1`` prints an upper bound of the time left
     after every epoch. A smaller ``n_iter_no_change``, ``seg_epochs`` or
     ``width`` makes it cheaper (at patience 10 a Magnetic tile fit took 0.8
     times as long and ranked the images 0.078 AP worse).
