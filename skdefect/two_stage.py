@@ -482,14 +482,13 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             return float(self.dice_weight)
         return 0.95 if backbone == "wang2022" else 0.5
 
-    def _resolve_seg_monitor(self, module: torch.nn.Module, masks: np.ndarray, valid_rows: np.ndarray | None) -> str:
+    def _resolve_seg_monitor(self, module: torch.nn.Module, pixels_to_rank: bool) -> str:
         """``seg_monitor`` with ``"auto"`` resolved: the validation pixels' AP where a sequential backbone's
-        segmentation stage has validation images with defect pixels to rank, its validation loss otherwise."""
+        segmentation stage has validation defect pixels to rank, its validation loss otherwise."""
         if self.seg_monitor != "auto":
             return self.seg_monitor
         sequential = getattr(module, "schedule", "sequential") == "sequential"
-        ranks = sequential and valid_rows is not None and bool(masks[valid_rows].any())
-        return "valid_pixel_ap" if ranks else "valid_loss"
+        return "valid_pixel_ap" if sequential and pixels_to_rank else "valid_loss"
 
     def _build_module(self, channels: int, backbone: str, factory: Any = None) -> torch.nn.Module:
         """The untrained two-stage network ``backbone`` from the plugins (``fit`` and :func:`skdefect.load`)."""
@@ -575,7 +574,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             seg_loss = call_with_accepted(loss_factory, gamma=self.gamma, dice_weight=dice_weight)
             sampler = call_with_accepted(sampler_factory, random_state=seed)
             train_rows, valid_rows = self._holdout(y, seed, groups)
-            if self.seg_monitor == "valid_pixel_ap" and (valid_rows is None or not masks[valid_rows].any()):
+            pixels_to_rank = valid_rows is not None and bool(masks[valid_rows].any())
+            if self.seg_monitor == "valid_pixel_ap" and not pixels_to_rank:
                 held = "no validation images" if valid_rows is None else (
                     f"{len(valid_rows)} validation images whose masks have no defect pixel")
                 raise ValueError("seg_monitor='valid_pixel_ap' ranks the validation pixels: it needs "
@@ -585,7 +585,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
                     f"{len(valid_rows)} validation images of classes {sorted(set(y[valid_rows].tolist()))}")
                 raise ValueError("seg_monitor='valid_ap' ranks the validation images: it needs "
                                  f"validation_fraction > 0 and both normal and defective images; got {held}")
-            seg_monitor = self._resolve_seg_monitor(module, masks, valid_rows)
+            seg_monitor = self._resolve_seg_monitor(module, pixels_to_rank)
             mean, std = input_statistics(images, train_rows)
             parts = {"y": y, "masks": masks, "mask_known": mask_known}
             source = ImageBatchSource(images, **parts, size=image_size, mean=mean, std=std, rows=train_rows)

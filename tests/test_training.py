@@ -208,7 +208,7 @@ def test_seg_monitor_auto_ranks_the_validation_pixels_where_there_are_some(kw, r
         assert end["monitor"] == "valid_pixel_ap"
         explicit = fit(two_stage(seg_epochs=3, dec_epochs=1, seg_monitor="valid_pixel_ap"))
         np.testing.assert_array_equal(det.decision_function(X[:6]), explicit.decision_function(X[:6]))
-    if not kw:  # the validation images' masks unknown (mixed supervision): no validation pixel to rank
+        # the validation images' masks unknown (mixed supervision): no validation pixel to rank
         unknown = two_stage(seg_epochs=2, dec_epochs=1).fit(X, Y, masks=_valid_masks_unknown(det))
         assert unknown.seg_monitor_ == "valid_loss"
 
