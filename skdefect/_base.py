@@ -80,7 +80,7 @@ def resolve_plugin(getter: Callable[[str], Any], name: str, arg: str) -> Any:
 SHARED_CONSTRAINTS: dict = {
     "sampler": [str],
     "width": [Interval(Real, 0, None, closed="neither")],
-    "augment": ["boolean"],
+    "augment": ["boolean", StrOptions({"flips", "dihedral"})],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "validation_fraction": [Interval(Real, 0, 0.5, closed="both")],

@@ -56,6 +56,20 @@ def eager(*modules: torch.nn.Module) -> Iterator[None]:
 #: Version of the training-state layout written by :meth:`DefectNetBase.save_checkpoint`.
 CHECKPOINT_FORMAT = 2
 
+#: The named augmentations: ``"flips"`` (random horizontal and vertical flips) and ``"dihedral"`` (the flips
+#: and, on square images, transposes: all eight symmetries of the square, quarter turns among them).
+AUGMENTATIONS: tuple[str, ...] = ("flips", "dihedral")
+
+
+def resolve_augment(augment: bool | str | None) -> str | None:
+    """An ``augment`` parameter as the augmentation it names, ``None`` for none: ``True`` is ``"dihedral"``
+    (what ``True`` always meant, so saved parameters keep training as they did), ``False`` none."""
+    if augment is None or isinstance(augment, (bool, np.bool_)):
+        return "dihedral" if augment else None
+    if augment in AUGMENTATIONS:
+        return str(augment)
+    raise ValueError(f"augment must be a bool or one of {AUGMENTATIONS}; got {augment!r}")
+
 
 class _NoCriterion(torch.nn.Module):
     """skorch wants a criterion; our train steps compute their own losses."""
@@ -112,7 +126,7 @@ class DefectNetBase(NeuralNet):
         amp_dtype: torch.dtype | None = None,
         compile_mode: str | None = None,
         predict_batch_size: int | None = None,
-        augment: bool = False,
+        augment: bool | str = False,
         augment_seed: int = 0,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_meta: dict[str, Any] | None = None,
@@ -140,18 +154,21 @@ class DefectNetBase(NeuralNet):
         self.checkpoint_meta = checkpoint_meta
 
     def augment_batch(self, batch: Batch) -> Batch:
-        """Random flips (and quarter turns of square images), the same for an image and its mask.
+        """Random flips (and, with ``"dihedral"``, transposes of square images), the same for an image and its mask.
 
         One choice per minibatch from a generator seeded by ``augment_seed``, so runs
-        are reproducible; the pixels are only permuted, never interpolated.
+        are reproducible; the pixels are only permuted, never interpolated. Both named
+        augmentations draw the same three bits per minibatch, so ``"flips"`` makes the
+        flips ``"dihedral"`` makes and leaves out its transposes.
         """
-        if not self.augment:
+        mode = resolve_augment(self.augment)
+        if mode is None:
             return batch
         if getattr(self, "_augment_rng", None) is None:
             self._augment_rng = np.random.RandomState(self.augment_seed)
         x, extras = batch
         flip_h, flip_v, turn = self._augment_rng.randint(2, size=3)
-        turn = turn and x.shape[-1] == x.shape[-2]
+        turn = turn and mode == "dihedral" and x.shape[-1] == x.shape[-2]
 
         def apply(t: torch.Tensor) -> torch.Tensor:
             if flip_h:
