@@ -261,8 +261,9 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("the paper's budget, 200 + 100 epochs", seg_epochs=200, dec_epochs=100),
             # Table 1's map is linear in each stage's features (1-channel side outputs, linear fusion)
             two_stage("U-Net decoder", backbone="wang2022_unet"),
-            # augment=True ("dihedral") also transposes square images; "flips" keeps their orientation
-            two_stage("flips only (no transposes)", augment="flips"),
+            # the default's augment="flips" keeps the images' orientation; "dihedral" (True, the default until
+            # December 2026) also transposes square images
+            two_stage("dihedral augmentation (the former default)", augment="dihedral"),
             gan("GAN (default)"),
             # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
             gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
@@ -294,9 +295,9 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("the paper's budget, 200 + 100 epochs", seg_epochs=200, dec_epochs=100),
             two_stage("U-Net decoder", backbone="wang2022_unet"),
             two_stage("U-Net decoder, lambda = 0", backbone="wang2022_unet", dice_weight=0.0),
-            # augment=True ("dihedral") also transposes square images: Magnetic tile's 64 px images are stretched
-            # crops of one camera geometry, and a transposed one looks like no test image
-            two_stage("flips only (no transposes)", augment="flips"),
+            # "dihedral" also transposes square images: Magnetic tile's 64 px images are stretched crops of one
+            # camera geometry, and a transposed one looks like no test image (the default's flips do not)
+            two_stage("dihedral augmentation (the former default)", augment="dihedral"),
             # the hold-out of fit is random by default, so a tile's other captures judge the epochs and the
             # threshold; with groups=tiles it holds out whole tiles, as the suite's folds do (both lambdas: their
             # validation values, which choose the default, are only honest without near-duplicates)

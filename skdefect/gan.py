@@ -198,8 +198,10 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
     width : float, default=1.0
         Channel multiplier; 1.0 gives the paper's 97.75K-parameter generator and
         76.39K-parameter discriminators on 3-channel input.
-    augment : bool, default=False
-        Random flips (and quarter turns of square images) of training minibatches.
+    augment : bool or {"flips", "dihedral"}, default=False
+        Random augmentation of training minibatches: ``"flips"`` (horizontal and
+        vertical flips) or ``"dihedral"`` (the flips and, on square images,
+        transposes: all eight symmetries of the square; what ``True`` means).
         Off by default: the paper does not use it, and on digit-like data a flip
         changes the class.
     epochs : int, default=60
@@ -344,7 +346,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         discriminator: str = "patch_discriminator",
         sampler: str = "auto",
         width: float = 1.0,
-        augment: bool = False,
+        augment: bool | str = False,
         epochs: int = 60,
         lr: float = 2e-3,
         lr_schedule: str = "cosine",

@@ -152,6 +152,8 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
     ("abc_error-unknown", gan_fit(abc_error="max"), ValueError,
      [r"'abc_error' parameter", r"'mean'", r"'patch'", r"Got 'max'"]),
     ("width-negative", gan_fit(width=-0.5), ValueError, [r"'width' parameter", r"range \(0.0, inf\)", r"Got -0.5"]),
+    ("augment-unknown", ts_fit(augment="rotations"), ValueError,
+     [r"'augment' parameter", r"'flips'", r"'dihedral'", r"Got 'rotations'"]),
     ("norm-unknown", ts_fit(norm="layer"), ValueError,
      [r"'norm' parameter", r"must be a str among \{", r"'batch'", r"Got 'layer'"]),
     ("precision-unknown", gan_fit(precision="fp8"), ValueError, [r"'precision' parameter", r"'bf16'", r"Got 'fp8'"]),

@@ -160,3 +160,49 @@ def test_print_log_only_when_verbose(verbose: int) -> None:
     names = [name for name, _ in net.get_default_callbacks()]
     assert ("print_log" in names) == bool(verbose)
     assert "epoch_timer" in names and "train_loss" in names
+
+
+def _augmented(
+    augment: object, shape: tuple[int, int] = (4, 4), n: int = 48
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``n`` minibatches of one image through ``augment_batch``; each time its mask must have moved with it."""
+    from types import SimpleNamespace
+
+    net = SimpleNamespace(augment=augment, augment_seed=0)
+    x = torch.arange(float(np.prod(shape))).reshape(1, 1, *shape)
+    out = []
+    for _ in range(n):
+        xa, extras = training_base.DefectNetBase.augment_batch(net, (x, {"mask": (x > 5).float(), "y": torch.ones(1)}))
+        assert torch.equal(extras["mask"], (xa > 5).float()) and torch.equal(extras["y"], torch.ones(1))
+        out.append(xa)
+    return x, out
+
+
+def _distinct(batches: list[torch.Tensor]) -> set[tuple[float, ...]]:
+    return {tuple(b.flatten().tolist()) for b in batches}
+
+
+def test_augment_flips_keep_the_orientation_and_dihedral_adds_the_transposes() -> None:
+    x, flips = _augmented("flips")
+    flipped = _distinct([x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)])
+    assert _distinct(flips) == flipped  # all four flips, never a transpose
+    _, dihedral = _augmented("dihedral")
+    assert len(_distinct(dihedral)) == 8 and _distinct(dihedral) > flipped  # the square's eight symmetries
+    # the same three random bits a minibatch: "flips" is "dihedral" with its transposes left out
+    for f, d in zip(flips, dihedral, strict=True):
+        assert torch.equal(f, d) or torch.equal(f.transpose(-1, -2), d)
+    _, legacy = _augmented(True)  # what True always meant
+    assert all(torch.equal(a, b) for a, b in zip(legacy, dihedral, strict=True))
+    for off in (False, None):
+        original, unchanged = _augmented(off, n=4)
+        assert all(u is original for u in unchanged)
+
+
+def test_augment_never_transposes_a_non_square_image() -> None:
+    x, dihedral = _augmented("dihedral", shape=(4, 6))
+    assert _distinct(dihedral) == _distinct([x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)])
+
+
+def test_augment_unknown_name_is_refused_by_the_net() -> None:
+    with pytest.raises(ValueError, match=r"augment must be a bool or one of \('flips', 'dihedral'\); got 'rot'"):
+        training_base.resolve_augment("rot")
