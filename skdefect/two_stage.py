@@ -343,8 +343,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
     Notes
     -----
     What a default fit costs on the CPU (the quality suite, one torch thread of
-    a 2-core AMD EPYC, Zen 3; ``docs/training.md``): about 400 CPU seconds on a
-    Magnetic tile fold (1,075 training images of 64×64), 224-250 s on 400
+    a 2-core AMD EPYC, Zen 3; ``docs/training.md``): 360-400 CPU seconds on a
+    Magnetic tile fold (1,075 training images of 64×64), 210-250 s on 400
     images of the embedded data (126-230 s on the faster AMD EPYC of earlier
     tables). ``verbose=1`` prints an upper bound of the time left
     after every epoch. A smaller ``n_iter_no_change``, ``seg_epochs`` or
