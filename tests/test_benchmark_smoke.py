@@ -367,3 +367,23 @@ def test_quality_budget_of_gives_the_baselines_a_recorded_detectors_time_without
     with pytest.raises(ValueError, match="refitted by this run"):
         main(["--profile", "smoke", "--datasets", "synthetic", "--budget-of", "two-stage (default)",
               "--out", str(tmp_path)])
+
+
+def test_inpainting_masks_cover_every_pixel_once_and_the_probe_scores_each_seed():
+    from benchmarks.inpainting_probe import N_MASKS, cell_masks, inpaint, run, table
+
+    masks = cell_masks(16, 4, N_MASKS, torch.Generator().manual_seed(0))
+    assert masks.shape == (N_MASKS, 1, 16, 16) and torch.equal(masks.sum(0), torch.ones(1, 16, 16))
+    assert all(0 < m.sum() < 256 for m in masks)  # every mask hides some cells and shows the others
+
+    class Seen(torch.nn.Module):  # returns its input: an inpainter that can only copy what it sees
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    x = torch.rand(2, 1, 16, 16) + 1.0
+    assert torch.equal(inpaint(Seen(), x, 4, torch.Generator().manual_seed(0)), torch.zeros_like(x))  # all hidden
+
+    result = run([0], epochs=1, width=4, spec={"n_samples": 48, "side": 32})
+    scores = result["seeds"]["0"]["scores"]
+    assert len(scores) == 3 and all(0.0 <= v["test_ap"] <= 1.0 for v in scores.values())
+    assert "| mean AP |" in table(result)
