@@ -255,6 +255,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("segmentation only (max of map)", dec_epochs=0),
             two_stage("cosine schedule", lr_schedule="cosine"),
             two_stage("decision net reads the image", backbone="wang2022_image"),
+            # both decision nets trained side by side, the one with the lower validation loss kept
+            two_stage("validation chooses the decision net", backbone="wang2022_select"),
             two_stage("patience 10 (the former default)", n_iter_no_change=10),
             # the default stops before its validation loss converges (benchmarks/two_stage_convergence.py); with
             # the paper's budget early stopping ends both stages
@@ -284,6 +286,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("lambda = 0.95 (the paper's)", dice_weight=0.95),
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
             two_stage("decision net reads the image", backbone="wang2022_image"),
+            # both decision nets trained side by side, the one with the lower validation loss kept
+            two_stage("validation chooses the decision net", backbone="wang2022_select"),
             # the small CNN's recipe: every training image, no early stopping, ~100 epochs
             two_stage("decision net reads the image, no holdout, 100 epochs", backbone="wang2022_image",
                       validation_fraction=0.0, dec_epochs=100),
@@ -392,7 +396,7 @@ def _training_info(est: Any) -> dict[str, Any]:
     net = getattr(est, "net_", None)
     if net is None:
         return {"epochs": getattr(est, "epochs_", None)}
-    resolved = ("backbone_", "anomaly_score_", "image_score_", "seg_monitor_")
+    resolved = ("backbone_", "anomaly_score_", "image_score_", "seg_monitor_", "decision_head_")
     chosen = {k: getattr(est, k) for k in resolved if hasattr(est, k)}
     ends = [row["event_stage_end"] for row in net.history if "event_stage_end" in row]
 
@@ -400,7 +404,9 @@ def _training_info(est: Any) -> dict[str, Any]:
         """The validation values of the stage's kept epoch: what a user without a test split compares runs on."""
         best = end["best_epoch"]
         row = net.history[best - 1] if best else {}
-        return {k: float(row[k]) for k in ("valid_loss", "valid_ap", "valid_auroc", "valid_pixel_ap") if k in row}
+        keys = ("valid_loss", "valid_ap", "valid_auroc", "valid_pixel_ap", "valid_dec_loss",
+                "valid_dec_loss_features", "valid_dec_loss_image")  # the last three: several decision heads
+        return {k: float(row[k]) for k in keys if k in row}
 
     return {**chosen, "epochs": len(net.history), "stages": [
         {**{k: e[k] for k in ("stage", "epochs", "best_epoch", "stopped_early")}, "valid": at_best(e)}

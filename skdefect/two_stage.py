@@ -325,6 +325,10 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
     image_score_ : {"decision", "seg_max"}
         What :meth:`decision_function` returns: the decision logit, or the
         largest segmentation logit (``dec_epochs=0``).
+    decision_head_ : str or None
+        The decision net that answers, where the backbone trains several and the
+        validation images choose (``"features"`` or ``"image"`` with
+        ``"wang2022_select"``); None for the other backbones.
     net_ : skdefect.training.TwoStageNet
         The fitted skorch net (``net_.history`` holds every epoch's loss terms).
     n_parameters_ : dict of str to int
@@ -619,6 +623,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         }
         sequential = getattr(module, "schedule", "sequential") == "sequential"
         self.image_score_ = "seg_max" if sequential and self.dec_epochs == 0 else "decision"
+        # the decision head the validation images chose, where the backbone offers several
+        self.decision_head_ = getattr(module.decision, "chosen_name", None)
         # the threshold from images the networks did not train on, where there are both classes
         rows = valid_rows if valid_rows is not None and len(np.unique(y[valid_rows])) == 2 else train_rows
         self._report(f"choosing the threshold on {len(rows)} {'validation' if rows is valid_rows else 'training'} "

@@ -351,6 +351,7 @@ def test_every_registered_plugin_fits_its_role_in_the_contract():
 
     roles = {"wang2022": hookspecs.TwoStageBackbone, "wang2022_features": hookspecs.TwoStageBackbone,
              "wang2022_image": hookspecs.TwoStageBackbone, "wang2022_unet": hookspecs.TwoStageBackbone,
+             "wang2022_select": hookspecs.TwoStageBackbone,
              "segdec": hookspecs.TwoStageBackbone, "unet_generator": hookspecs.Generator,
              "patch_discriminator": hookspecs.Discriminator}
     checked = set()

@@ -320,3 +320,86 @@ def test_without_a_decision_stage_the_image_score_is_the_largest_segmentation_lo
     assert [row["event_stage"] for row in det.net_.history] == ["segmentation"] * FAST["seg_epochs"]
     top = det.segment(X_te[:8]).reshape(8, -1).max(axis=1)
     np.testing.assert_allclose(det.predict_proba(X_te[:8])[:, 1], top, rtol=1e-5, atol=1e-6)
+
+
+# -- backbone="wang2022_select": both decision nets, the validation images choose ----------------------------
+def test_head_losses_is_each_heads_own_bce():
+    from skdefect.training.two_stage import head_losses
+
+    logits, y = torch.randn(6, 2), torch.tensor([0.0, 1, 1, 0, 1, 0])
+    expected = [torch.nn.functional.binary_cross_entropy_with_logits(logits[:, j], y) for j in range(2)]
+    torch.testing.assert_close(head_losses(logits, y), torch.stack(expected))
+
+
+@pytest.fixture(scope="module")
+def selected(data):
+    X, y, masks, *_ = data
+    return ConcentratedTwoStageDetector(**{**FAST, "backbone": "wang2022_select", "dec_epochs": 5}).fit(
+        X[:96], y[:96], masks=masks[:96])
+
+
+def test_select_keeps_the_head_with_the_lowest_validation_loss(selected):
+    history = selected.net_.history
+    end = [row["event_stage_end"] for row in history if "event_stage_end" in row][-1]
+    assert end["stage"] == "decision" and end["monitor"] == "valid_dec_loss"
+    epochs = [i + 1 for i, row in enumerate(history) if row.get("event_stage") == "decision"]
+    rows = [history[e - 1] for e in epochs]
+    assert len(rows) == 5
+    # both heads train on every batch, each with its own loss; the stage's judge is the lower of the two
+    for row in rows:
+        assert {"train_dec_loss_features", "train_dec_loss_image"} <= set(row)
+        assert row["valid_dec_loss"] == min(row["valid_dec_loss_features"], row["valid_dec_loss_image"])
+    assert rows[0]["train_dec_loss_features"] != rows[0]["train_dec_loss_image"]
+    # the kept epoch is the one with the lowest head loss over all epochs, and that head answers
+    value, epoch, name = min((row[f"valid_dec_loss_{n}"], e, n) for e, row in zip(epochs, rows, strict=True)
+                             for n in ("features", "image"))
+    assert end["best"] == pytest.approx(value) and end["best_epoch"] == epoch
+    assert selected.decision_head_ == name == history[-1, "event_decision_head"]
+    assert selected.net_.module_.decision.chosen_name == name
+
+
+def test_select_scores_are_the_chosen_heads(selected, data):
+    *_, X_te, _, _ = data
+    decision = selected.net_.module_.decision
+    scores = selected.decision_function(X_te[:16])
+    other = next(n for n in decision.names if n != selected.decision_head_)
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        module = selected.net_.module_.eval()
+        inputs = module.decision_inputs(x)
+        both = decision.all_logits(*inputs)
+        torch.testing.assert_close(module(x)[1], both[:, decision.names.index(selected.decision_head_)])
+    try:
+        decision.choose(other)
+        assert not np.allclose(selected.decision_function(X_te[:16]), scores)
+    finally:
+        decision.choose(selected.decision_head_)
+    np.testing.assert_array_equal(selected.decision_function(X_te[:16]), scores)
+
+
+def test_select_choice_survives_pickle_and_the_model_file(selected, data, tmp_path):
+    import skdefect
+
+    *_, X_te, _, _ = data
+    decision = selected.net_.module_.decision
+    original = selected.decision_head_
+    other = next(n for n in decision.names if n != original)
+    try:
+        decision.choose(other)  # the choice that is not the first head, so that a lost choice shows
+        scores = selected.decision_function(X_te[:16])
+        restored = pickle.loads(pickle.dumps(selected))
+        assert restored.net_.module_.decision.chosen_name == other
+        np.testing.assert_array_equal(restored.decision_function(X_te[:16]), scores)
+        loaded = skdefect.load(selected.save(tmp_path / "select.skdefect"))
+        assert loaded.net_.module_.decision.chosen_name == other
+        np.testing.assert_allclose(loaded.decision_function(X_te[:16]), scores, rtol=0, atol=1e-6)
+    finally:
+        decision.choose(original)
+
+
+def test_select_without_validation_images_keeps_the_first_head(data):
+    X, y, masks, *_ = data
+    det = ConcentratedTwoStageDetector(**{**FAST, "backbone": "wang2022_select", "validation_fraction": 0.0})
+    det.fit(X[:32], y[:32], masks=masks[:32])
+    assert det.decision_head_ == "features" == det.net_.history[-1, "event_decision_head"]
+    assert ConcentratedTwoStageDetector(**FAST).fit(X[:32], y[:32], masks=masks[:32]).decision_head_ is None

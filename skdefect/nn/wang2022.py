@@ -54,6 +54,8 @@ Parameter counts at width 1 (3-channel input, batch norm): segmentation net 283,
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -331,6 +333,9 @@ class FeatureDecisionNet(nn.Module):
     ``(n, C, H/k, W/k)`` (k = the ratio of the two sides) and returns the decision logits ``(n,)``.
     """
 
+    #: how many decision inputs it reads: the logits and the features
+    n_inputs: int = 2
+
     def __init__(self, feature_channels: int, width: float = 1.0, norm: str = "batch") -> None:
         super().__init__()
         self.width = check_width(width)
@@ -425,6 +430,8 @@ class ImageFeatureDecisionNet(FeatureDecisionNet):
     """
 
     levels: int = 3
+    #: the logits, the features and the image
+    n_inputs: int = 3
 
     def __init__(self, feature_channels: int, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
         norm, width = check_norm(norm), check_width(width)
@@ -539,3 +546,105 @@ class Wang2022UNetTwoStage(Wang2022FeatureTwoStage):
         super().__init__(in_channels=in_channels, width=width, norm=norm)
         self.segmentation = UNetDecoderSegmentationNet(in_channels=in_channels, width=width, norm=norm)
         self.decision = FeatureDecisionNet(self.segmentation.feature_channels, width=width, norm=norm)
+
+
+class DecisionHeadChoice(nn.Module):
+    """Several decision nets trained side by side on the same inputs; the chosen one answers (not in a paper).
+
+    Which decision net ranks images best depends on the data: on Magnetic tile the one that also reads the
+    image (:class:`ImageFeatureDecisionNet`) had the lower validation loss on every fold measured, on the
+    embedded textures the one that reads the segmentation net alone (:class:`FeatureDecisionNet`) on two
+    seeds of three (docs/benchmarks.md). This module holds both, so that one decision stage trains them on
+    the same minibatches (the frozen segmentation net runs once per batch for all of them), and the training
+    loop (:class:`skdefect.training.two_stage.TwoStageNet`) chooses, at the stage's end, the head whose
+    validation loss at its best epoch is the lowest.
+
+    Parameters
+    ----------
+    heads : dict of str to nn.Module
+        The candidate decision nets, by name, in order; the first answers until a choice is made (and when
+        there are no validation images to choose on). Each head declares ``n_inputs``, how many of the
+        decision inputs it reads (a prefix of them).
+
+    Attributes
+    ----------
+    chosen : torch.Tensor
+        A long scalar buffer, the index of the answering head (saved with the weights).
+
+    Notes
+    -----
+    ``forward(*inputs)`` returns the chosen head's logits ``(n,)``; ``all_logits(*inputs)`` every head's,
+    stacked ``(n, n_heads)``.
+    """
+
+    def __init__(self, heads: dict[str, nn.Module]) -> None:
+        super().__init__()
+        if not heads:
+            raise ValueError("DecisionHeadChoice needs at least one head")
+        self.heads = nn.ModuleDict(heads)
+        self.register_buffer("chosen", torch.zeros((), dtype=torch.long))
+        self._chosen = 0  # a Python copy, so that tracing and compiling see a constant
+        self.register_load_state_dict_post_hook(DecisionHeadChoice._sync_chosen)
+
+    @staticmethod
+    def _sync_chosen(module: nn.Module, incompatible_keys: Any) -> None:
+        module._chosen = int(module.chosen)
+
+    @property
+    def names(self) -> list[str]:
+        """The heads' names, in order."""
+        return list(self.heads)
+
+    @property
+    def chosen_name(self) -> str:
+        """The answering head's name."""
+        return self.names[self._chosen]
+
+    def choose(self, name: str) -> None:
+        """Make the head ``name`` answer."""
+        index = self.names.index(name)
+        self.chosen.fill_(index)
+        self._chosen = index
+
+    @staticmethod
+    def _call(head: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return head(*inputs[: getattr(head, "n_inputs", len(inputs))])
+
+    def all_logits(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Every head's decision logits, ``(n, n_heads)``."""
+        return torch.stack([self._call(head, inputs) for head in self.heads.values()], dim=1)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The chosen head's decision logits ``(n,)``."""
+        return self._call(self.heads[self.chosen_name], inputs)
+
+
+class Wang2022SelectTwoStage(Wang2022ImageTwoStage):
+    """The Table-1 segmentation net with both CPU decision nets, the validation images choosing (backbone
+    ``"wang2022_select"``; not in a paper).
+
+    The segmentation stage is :class:`Wang2022FeatureTwoStage`'s. Its decision stage trains
+    :class:`FeatureDecisionNet` (``"features"``) and :class:`ImageFeatureDecisionNet` (``"image"``) on the
+    same minibatches, each with its own BCE, and keeps the one whose validation loss at its best epoch is
+    the lower (:class:`DecisionHeadChoice`); without validation images, ``"features"``. The second head
+    adds about a twentieth to a fit's CPU time at 64×64 (its small image tower; the frozen segmentation net
+    runs once per batch for both).
+
+    Parameters
+    ----------
+    in_channels, width, norm
+        As :class:`Wang2022FeatureTwoStage`.
+
+    Notes
+    -----
+    ``forward(x)`` returns ``(seg_logits, decision_logit)`` of the chosen head; ``decision_inputs(x)`` the
+    detached logits and features and the image.
+    """
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0, norm: str = "batch") -> None:
+        super().__init__(in_channels=in_channels, width=width, norm=norm)
+        channels = self.segmentation.feature_channels
+        self.decision = DecisionHeadChoice({
+            "features": FeatureDecisionNet(channels, width=width, norm=norm),
+            "image": ImageFeatureDecisionNet(channels, in_channels=in_channels, width=width, norm=norm),
+        })

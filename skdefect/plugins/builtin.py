@@ -130,6 +130,10 @@ def skdefect_register_backbones() -> dict[str, Callable[..., Any]]:
             "wang2022", "Wang2022ImageTwoStage",
             "Table 1's segmentation net with a decision net that reads the image, its features and its map.",
         ),
+        "wang2022_select": _Network(
+            "wang2022", "Wang2022SelectTwoStage",
+            "Table 1's segmentation net with both decision nets (features; image); the validation images choose.",
+        ),
         "wang2022_unet": _Network(
             "wang2022", "Wang2022UNetTwoStage",
             "Table 1's encoder with a U-Net decoder and the features decision net (not in the paper).",

@@ -13,7 +13,13 @@ segmentation net hands the decision net.
     segmentation net with the pixel loss; ``"decision"`` (the remaining epochs) freezes
     it (eval mode, no gradient) and trains the decision net with BCE on the image
     label. With validation data each stage is judged by its own ``valid_loss`` (the
-    pixel loss, then the BCE) and ends with its best epoch's weights.
+    pixel loss, then the BCE) and ends with its best epoch's weights. A decision module
+    with several heads (``all_logits(*inputs) -> (n, n_heads)``, ``names``,
+    ``choose(name)``; :class:`skdefect.nn.wang2022.DecisionHeadChoice`) trains each head
+    with its own BCE on the same batches (the loss is their sum; ``dec_loss_<name>`` are
+    recorded); the stage is judged by ``valid_dec_loss``, the lowest of the heads'
+    validation losses, and at its end the head with that loss at the kept epoch is chosen
+    (the first head without validation data).
 ``"joint"`` (Božič et al. 2021, SegDecNet)
     one stage in which every step trains both heads: ``w_seg·L_seg + w_dec·L_dec``
     with the dynamic balancing ``w_seg = 1 − e/E``, ``w_dec = δ·e/E`` (e the epoch, E
@@ -45,6 +51,12 @@ def segmentation_target(mask: torch.Tensor, seg_logits: torch.Tensor) -> torch.T
     if mask.shape[-2:] != seg_logits.shape[-2:]:
         mask = F.interpolate(mask, size=seg_logits.shape[-2:], mode="area")
     return mask
+
+
+def head_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each decision head's mean BCE, ``(n_heads,)``, from its logits ``(n, n_heads)`` and the labels ``(n,)``."""
+    target = y.to(logits.dtype).unsqueeze(1).expand_as(logits)
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=0)
 
 
 def masked_mean(values: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
@@ -100,13 +112,41 @@ class TwoStageNet(DefectNetBase):
             Stage("segmentation", self.seg_epochs, ("optimizer",), ("module_.segmentation",), self.seg_monitor,
                   lower_is_better=self.seg_monitor == "valid_loss"),
             Stage("decision", self.max_epochs - self.seg_epochs, ("optimizer_decision",), ("module_.decision",),
-                  "valid_loss"),
+                  "valid_dec_loss" if self._head_names() else "valid_loss"),
         ]
+
+    def _head_names(self) -> list[str]:
+        """The decision heads' names when the decision module holds several to choose from, else ``[]``."""
+        decision = self.module_.decision
+        return list(decision.names) if hasattr(decision, "all_logits") else []
 
     def compile_targets(self) -> list[torch.nn.Module]:
         """The two stages: the decision stage trains on the frozen segmentation net's output, calling each
-        stage on its own."""
+        stage on its own (each decision head on its own where there are several)."""
+        if self._head_names():
+            return [self.module_.segmentation, *self.module_.decision.heads.values()]
         return [self.module_.segmentation, self.module_.decision]
+
+    def _record_epoch(
+        self, prefix: str, losses: list, sizes: list, terms: dict, term_batches: dict | None = None
+    ) -> None:
+        super()._record_epoch(prefix, losses, sizes, terms, term_batches)
+        names = self._head_names()
+        if prefix == "valid" and names and all(f"valid_dec_loss_{n}" in self.history[-1] for n in names):
+            self.history.record("valid_dec_loss", min(self.history[-1, f"valid_dec_loss_{n}"] for n in names))
+
+    def _end_stage(self, stage: Stage, stopped_early: bool) -> None:
+        """As the base class; at the decision stage's end, choose the decision head (see the module docstring)."""
+        best_epoch = self.progress_.best_epoch
+        super()._end_stage(stage, stopped_early)  # restores the kept epoch's weights, the choice among them
+        names = self._head_names()
+        if stage.name != "decision" or not names:
+            return
+        row = self.history[best_epoch - 1] if best_epoch else {}
+        losses = [row.get(f"valid_dec_loss_{n}") for n in names]
+        name = names[0] if None in losses else names[min(range(len(names)), key=losses.__getitem__)]
+        self.module_.decision.choose(name)
+        self.history.record("event_decision_head", name)
 
     @property
     def schedule(self) -> str:
@@ -155,6 +195,8 @@ class TwoStageNet(DefectNetBase):
                     out["pixel_scores"] = seg_logits.float()[keep].flatten()
                     out["pixel_targets"] = (segmentation_target(extras["mask"], seg_logits)[keep] > 0).flatten()
                 return out
+            if stage == "decision" and self._head_names():
+                return self._heads_pass(self.module_.decision.all_logits(*self._decision_inputs(x)), extras)
             seg_logits, logit = self.module_(x)
             logit = logit.float()
             dec_loss = F.binary_cross_entropy_with_logits(logit, extras["y"])
@@ -184,12 +226,27 @@ class TwoStageNet(DefectNetBase):
         self.optimizer_decision_.zero_grad(set_to_none=True)
         with torch.no_grad(), self.autocast():  # the frozen net needs no autograd graph
             inputs = self._decision_inputs(x)
+        if self._head_names():
+            with self.autocast():
+                logits = self.module_.decision.all_logits(*inputs)
+            step = self._heads_pass(logits, extras)
+            step["loss"].backward()
+            self.step_optimizer("optimizer_decision", batch)
+            return step
         with self.autocast():
             logit = self.module_.decision(*inputs)
         loss = F.binary_cross_entropy_with_logits(logit.float(), extras["y"])
         loss.backward()
         self.step_optimizer("optimizer_decision", batch)
         return {"loss": loss, "terms": {"dec_loss": loss}}
+
+    def _heads_pass(self, logits: torch.Tensor, extras: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The decision heads' step: the sum of their BCEs (each head's parameters get its own gradient), each
+        head's as a term, and the heads' mean logit as the image ``scores`` (``valid_ap``)."""
+        logits = logits.float()
+        per_head = head_losses(logits, extras["y"])
+        terms = {f"dec_loss_{name}": loss for name, loss in zip(self._head_names(), per_head, strict=True)}
+        return {"loss": per_head.sum(), "terms": terms, "scores": logits.mean(dim=1)}
 
     def _joint_step(
         self, x: torch.Tensor, extras: dict[str, torch.Tensor], epoch: int, batch: Any
