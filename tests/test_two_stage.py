@@ -29,14 +29,17 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y, masks, *_ = data
-    return ConcentratedTwoStageDetector(width=0.5, dice_weight=0.5, seg_epochs=15, dec_epochs=4, batch_size=8,
+    # 15 decision epochs: with 4 the decision net ranked the test images 0.87-0.95 depending on the CPU model
+    # (floating-point kernels differ), below the maximum of its own segmentation map (0.959)
+    return ConcentratedTwoStageDetector(width=0.5, dice_weight=0.5, seg_epochs=15, dec_epochs=15, batch_size=8,
                                         random_state=0, device="cpu").fit(X, y, masks=masks)
 
 
 def test_reaches_high_average_precision_on_held_out_data(fitted, data):
     *_, X_te, y_te, m_te = data
     scores = fitted.decision_function(X_te)
-    # measured 0.952 (seed 0) and 0.925 (seed 1) with this configuration; chance is ~0.5
+    # measured 0.915 (seed 0, the features head chosen) and 0.940 (seed 1, the image head) on an Intel Xeon;
+    # chance is ~0.5
     assert average_precision_score(y_te, scores) >= 0.9
     maps = fitted.segment(X_te)
     # the segmentation map localises defects: defect pixels rank above background (measured 0.95)
@@ -61,7 +64,7 @@ def test_sklearn_contract(fitted, data):
     assert set(fitted.n_parameters_) == {"segmentation", "decision"}
     assert all(v > 0 for v in fitted.n_parameters_.values())
     history = fitted.net_.history
-    assert len(history) == 19
+    assert 15 < len(history) <= 30  # 15 segmentation epochs, then up to 15 decision epochs (early stopping)
     assert "train_seg_loss" in history[0] and "train_dec_loss" in history[-1]
     # the segmentation loss goes down during its stage
     assert history[14, "train_seg_loss"] < history[0, "train_seg_loss"]
@@ -89,7 +92,7 @@ def test_dice_weight_auto_is_the_papers_for_its_network_and_half_for_the_others(
     X, y, masks, X_te, *_ = data
     fits = {lam: ConcentratedTwoStageDetector(**{**FAST, "dice_weight": lam}).fit(X[:32], y[:32], masks=masks[:32])
             for lam in ("auto", 0.5, 0.95)}
-    assert fits["auto"].backbone_ == "wang2022_features" and fits["auto"].dice_weight_ == 0.5
+    assert fits["auto"].backbone_ == "wang2022_select" and fits["auto"].dice_weight_ == 0.5
     assert fits[0.95].dice_weight_ == 0.95
     # "auto" reaches the loss as 0.5: the same fit to the last bit, and not the fit at 0.95
     scores = {lam: det.decision_function(X_te[:8]) for lam, det in fits.items()}
@@ -174,11 +177,13 @@ def test_unet_decoder_backbone_localises_and_round_trips_through_a_model_file(da
 
     X, y, masks, X_te, y_te, m_te = data
     # brick is cut at any angle: the transposes of "dihedral" are more data (with the default flips: image AP 0.737)
-    det = ConcentratedTwoStageDetector(backbone="wang2022_unet", augment="dihedral", **{**FAST, "seg_epochs": 8})
+    # 10 decision epochs: with FAST's 3 the image AP was 0.87 on an AMD EPYC and 0.71 on an Intel Xeon
+    det = ConcentratedTwoStageDetector(backbone="wang2022_unet", augment="dihedral",
+                                       **{**FAST, "seg_epochs": 8, "dec_epochs": 10})
     det.fit(X, y, masks=masks)
     assert det.backbone_ == "wang2022_unet"
     maps = det.segment(X_te)
-    # measured: pixel AUROC 0.843, image AP 0.869 (random_state 1: 0.739, 0.905); chance is 0.5 for both
+    # measured on an Intel Xeon: pixel AUROC 0.774, image AP 0.827 (random_state 1: 0.757, 0.892); chance is 0.5
     assert roc_auc_score(m_te.ravel(), maps.ravel()) >= 0.7
     assert average_precision_score(y_te, det.decision_function(X_te)) >= 0.75
     det.save(tmp_path / "unet.skdefect")
@@ -348,7 +353,8 @@ def test_select_keeps_the_head_with_the_lowest_validation_loss(selected):
     # both heads train on every batch, each with its own loss; the stage's judge is the lower of the two
     for row in rows:
         assert {"train_dec_loss_features", "train_dec_loss_image"} <= set(row)
-        assert row["valid_dec_loss"] == min(row["valid_dec_loss_features"], row["valid_dec_loss_image"])
+        for part in ("train", "valid"):
+            assert row[f"{part}_dec_loss"] == min(row[f"{part}_dec_loss_features"], row[f"{part}_dec_loss_image"])
     assert rows[0]["train_dec_loss_features"] != rows[0]["train_dec_loss_image"]
     # the kept epoch is the one with the lowest head loss over all epochs, and that head answers
     value, epoch, name = min((row[f"valid_dec_loss_{n}"], e, n) for e, row in zip(epochs, rows, strict=True)
@@ -402,4 +408,18 @@ def test_select_without_validation_images_keeps_the_first_head(data):
     det = ConcentratedTwoStageDetector(**{**FAST, "backbone": "wang2022_select", "validation_fraction": 0.0})
     det.fit(X[:32], y[:32], masks=masks[:32])
     assert det.decision_head_ == "features" == det.net_.history[-1, "event_decision_head"]
-    assert ConcentratedTwoStageDetector(**FAST).fit(X[:32], y[:32], masks=masks[:32]).decision_head_ is None
+    one_head = ConcentratedTwoStageDetector(**{**FAST, "backbone": "wang2022_features"})
+    assert one_head.fit(X[:32], y[:32], masks=masks[:32]).decision_head_ is None
+
+
+def test_a_decision_head_index_out_of_range_is_refused():
+    from skdefect.nn.wang2022 import Wang2022SelectTwoStage
+
+    module = Wang2022SelectTwoStage(in_channels=1, width=0.25)
+    state = module.state_dict()
+    state["decision.chosen"] = torch.tensor(2)
+    with pytest.raises(ValueError, match="decision head index 'chosen' must be in 0..1; got 2"):
+        module.load_state_dict(state)
+    state["decision.chosen"] = torch.tensor(1)
+    module.load_state_dict(state)
+    assert module.decision.chosen_name == "image"

@@ -17,9 +17,10 @@ segmentation net hands the decision net.
     with several heads (``all_logits(*inputs) -> (n, n_heads)``, ``names``,
     ``choose(name)``; :class:`skdefect.nn.wang2022.DecisionHeadChoice`) trains each head
     with its own BCE on the same batches (the loss is their sum; ``dec_loss_<name>`` are
-    recorded); the stage is judged by ``valid_dec_loss``, the lowest of the heads'
-    validation losses, and at its end the head with that loss at the kept epoch is chosen
-    (the first head without validation data).
+    recorded, and ``dec_loss`` is the lowest of them); the stage is judged by
+    ``valid_dec_loss``, the lowest of the heads' validation losses, and at its end the
+    head with that loss at the kept epoch is chosen (the first head without validation
+    data).
 ``"joint"`` (Božič et al. 2021, SegDecNet)
     one stage in which every step trains both heads: ``w_seg·L_seg + w_dec·L_dec``
     with the dynamic balancing ``w_seg = 1 − e/E``, ``w_dec = δ·e/E`` (e the epoch, E
@@ -131,9 +132,9 @@ class TwoStageNet(DefectNetBase):
         self, prefix: str, losses: list, sizes: list, terms: dict, term_batches: dict | None = None
     ) -> None:
         super()._record_epoch(prefix, losses, sizes, terms, term_batches)
-        names = self._head_names()
-        if prefix == "valid" and names and all(f"valid_dec_loss_{n}" in self.history[-1] for n in names):
-            self.history.record("valid_dec_loss", min(self.history[-1, f"valid_dec_loss_{n}"] for n in names))
+        names = self._head_names()  # several decision heads: <prefix>_dec_loss is the lowest head's
+        if names and all(f"{prefix}_dec_loss_{n}" in self.history[-1] for n in names):
+            self.history.record(f"{prefix}_dec_loss", min(self.history[-1, f"{prefix}_dec_loss_{n}"] for n in names))
 
     def _end_stage(self, stage: Stage, stopped_early: bool) -> None:
         """As the base class; at the decision stage's end, choose the decision head (see the module docstring)."""
