@@ -255,8 +255,10 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("segmentation only (max of map)", dec_epochs=0),
             two_stage("cosine schedule", lr_schedule="cosine"),
             two_stage("decision net reads the image", backbone="wang2022_image"),
-            # both decision nets trained side by side, the one with the lower validation loss kept
+            # both decision nets trained side by side, the one with the lower validation loss kept: the CPU
+            # default since commit 9a1e20a (rows named "two-stage (default)" before that are the features one)
             two_stage("validation chooses the decision net", backbone="wang2022_select"),
+            two_stage("features decision net (the former default)", backbone="wang2022_features"),
             two_stage("patience 10 (the former default)", n_iter_no_change=10),
             # the default stops before its validation loss converges (benchmarks/two_stage_convergence.py); with
             # the paper's budget early stopping ends both stages
@@ -286,8 +288,10 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("lambda = 0.95 (the paper's)", dice_weight=0.95),
             two_stage("segdec + BCE", backbone="segdec", loss="bce"),
             two_stage("decision net reads the image", backbone="wang2022_image"),
-            # both decision nets trained side by side, the one with the lower validation loss kept
+            # both decision nets trained side by side, the one with the lower validation loss kept: the CPU
+            # default since commit 9a1e20a (rows named "two-stage (default)" before that are the features one)
             two_stage("validation chooses the decision net", backbone="wang2022_select"),
+            two_stage("features decision net (the former default)", backbone="wang2022_features"),
             # the small CNN's recipe: every training image, no early stopping, ~100 epochs
             two_stage("decision net reads the image, no holdout, 100 epochs", backbone="wang2022_image",
                       validation_fraction=0.0, dec_epochs=100),
