@@ -156,9 +156,11 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         the lower validation loss on all five folds and the better test image
         AP (0.821 against 0.786), on the embedded textures the features one on
         two seeds of three (0.835 against 0.800). ``"wang2022_select"`` lets
-        each fit's validation images choose, at about 1.1 times the CPU time of
-        one: on the quality suite it reaches 0.826 on both
-        (``docs/benchmarks.md``).
+        each fit's validation images choose: in the quality suite (an Intel
+        Xeon) it ranked Magnetic tile's test images at AP 0.848 (the image head
+        chosen on five folds of five) and the embedded data's at 0.843 (the
+        features head on three seeds of three), above a small CNN given the
+        same CPU time on both (``docs/benchmarks.md``).
     loss : str, default="concentrated"
         Registered pixel loss. Factories that accept ``gamma`` / ``dice_weight`` get
         them; ``"bce"`` is SegDecNet's loss, ``"dice_ce"`` the base loss alone.
@@ -356,8 +358,8 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
     Notes
     -----
     What a default fit costs on the CPU (the quality suite, one torch thread of
-    a 2-core AMD EPYC, Zen 3; ``docs/training.md``): 440-460 CPU seconds on a
-    Magnetic tile fold (1,075 training images of 64×64), 225-250 s on 400
+    a 2-core Intel Xeon; ``docs/training.md``): 340-350 CPU seconds on a
+    Magnetic tile fold (1,075 training images of 64×64), 200-210 s on 400
     images of the embedded data. ``verbose=1`` prints an upper bound of the time left
     after every epoch. A smaller ``n_iter_no_change``, ``seg_epochs`` or
     ``width`` makes it cheaper (at patience 10 a Magnetic tile fit took 0.8

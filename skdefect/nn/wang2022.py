@@ -630,9 +630,9 @@ class Wang2022SelectTwoStage(Wang2022ImageTwoStage):
     :class:`FeatureDecisionNet` (``"features"``) and :class:`ImageFeatureDecisionNet` (``"image"``) on the
     same minibatches, each with its own BCE, and keeps the one whose validation loss at its best epoch is
     the lower (:class:`DecisionHeadChoice`); without validation images, ``"features"``. The frozen
-    segmentation net runs once per batch for both heads; in the quality suite (64×64, one CPU thread) a fit
-    took about 1.1 times the CPU time of one with the features head alone (448 s against 357-405 s on
-    Magnetic tile, 234 s against 212 s on the embedded data).
+    segmentation net runs once per batch for both heads; in the quality suite (64×64, one thread of an Intel
+    Xeon) a fit took about 1.07 times the CPU time of one with the features head alone (345 s against 322 s
+    on Magnetic tile, 204 s against 193 s on the embedded data).
 
     Parameters
     ----------
