@@ -265,9 +265,12 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("the paper's budget, 200 + 100 epochs", seg_epochs=200, dec_epochs=100),
             # Table 1's map is linear in each stage's features (1-channel side outputs, linear fusion)
             two_stage("U-Net decoder", backbone="wang2022_unet"),
-            # the default's augment="flips" keeps the images' orientation; "dihedral" (True, the default until
-            # December 2026) also transposes square images
+            # "flips" keeps the images' orientation; "dihedral" (True, the default until December 2026) also
+            # transposes square images; the default's augment="auto" adds the transposes where the training images
+            # cannot be told from their transposes (these textures, cut at quarter turns: rows named
+            # "two-stage (default)" before it ran with the flips alone)
             two_stage("dihedral augmentation (the former default)", augment="dihedral"),
+            two_stage("flips only (the default before augment='auto')", augment="flips"),
             gan("GAN (default)"),
             # at 64 px the default 32x32 patches at stride 16 give 9 patches and top 10 averages them all
             gan("GAN, 16x16 patches", patch_size=16, patch_stride=8),
@@ -304,7 +307,8 @@ PROFILES: dict[str, dict[str, tuple[dict, list[Method]]]] = {
             two_stage("U-Net decoder", backbone="wang2022_unet"),
             two_stage("U-Net decoder, lambda = 0", backbone="wang2022_unet", dice_weight=0.0),
             # "dihedral" also transposes square images: Magnetic tile's 64 px images are stretched crops of one
-            # camera geometry, and a transposed one looks like no test image (the default's flips do not)
+            # camera geometry, and a transposed one looks like no test image (the default's augment="auto" sees
+            # that orientation in the training images and keeps to the flips, as the default did before it)
             two_stage("dihedral augmentation (the former default)", augment="dihedral"),
             # the hold-out of fit is random by default, so a tile's other captures judge the epochs and the
             # threshold; with groups=tiles it holds out whole tiles, as the suite's folds do (both lambdas: their
@@ -400,7 +404,7 @@ def _training_info(est: Any) -> dict[str, Any]:
     net = getattr(est, "net_", None)
     if net is None:
         return {"epochs": getattr(est, "epochs_", None)}
-    resolved = ("backbone_", "anomaly_score_", "image_score_", "seg_monitor_", "decision_head_")
+    resolved = ("backbone_", "anomaly_score_", "image_score_", "seg_monitor_", "decision_head_", "augment_")
     chosen = {k: getattr(est, k) for k in resolved if hasattr(est, k)}
     ends = [row["event_stage_end"] for row in net.history if "event_stage_end" in row]
 

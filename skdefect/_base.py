@@ -75,12 +75,16 @@ def resolve_plugin(getter: Callable[[str], Any], name: str, arg: str) -> Any:
         raise type(exc)(f"{arg}={name!r}: {exc}") from None
 
 
+#: ``augment="auto"`` leaves the transposes out where the training images' spectrum is more asymmetric than in
+#: every one of 99 random transpositions of them (:func:`skdefect.training.data.transpose_test`, p-value 0.01).
+TRANSPOSE_P_VALUE = 0.01
+
 #: Constraints of the parameters both detectors share (networks, training, data, runtime); each detector's
 #: ``_parameter_constraints`` adds its own to these.
 SHARED_CONSTRAINTS: dict = {
     "sampler": [str],
     "width": [Interval(Real, 0, None, closed="neither")],
-    "augment": ["boolean", StrOptions({"flips", "dihedral"})],
+    "augment": ["boolean", StrOptions({"flips", "dihedral", "auto"})],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "validation_fraction": [Interval(Real, 0, 0.5, closed="both")],
@@ -234,6 +238,7 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
             verbose=self.verbose,
             sampler=sampler,
             features=features,
+            augment=self._resolve_augment(source, seed),
             augment_seed=seed,
             checkpoint=checkpoint[0],
             checkpoint_meta=checkpoint[1],
@@ -242,6 +247,19 @@ class BaseDefectDetector(ClassifierMixin, BaseEstimator):
         net.fit(source, None)
         net.train_split = None  # the validation source holds the data: not part of the fitted estimator
         return net
+
+    def _resolve_augment(self, source: Any, seed: int) -> bool | str:
+        """``augment`` with ``"auto"`` resolved on the training images: the flips, and the transposes too unless
+        the images can be told from their transposes (:func:`skdefect.training.data.transpose_test`)."""
+        if isinstance(self.augment, str) and self.augment == "auto":
+            from .training.data import transpose_test
+
+            test = transpose_test(source, seed)
+            mode = "flips" if np.isnan(test.p_value) or test.p_value <= TRANSPOSE_P_VALUE else "dihedral"
+            self._report(f"augment='auto': the training images' spectrum is {test.asymmetry:.2f} times as "
+                         f"asymmetric as under random transposes (p = {test.p_value:.2f}): {mode}")
+            return mode
+        return self.augment
 
     def _training_kwargs(self, valid_source: Any) -> dict[str, Any]:
         """The skorch net's arguments for validation, early stopping and the learning-rate schedule."""

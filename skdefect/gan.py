@@ -29,6 +29,7 @@ from ._validation import ImageData, check_fit_inputs, check_groups, check_unit_r
 from .metrics import average_precision
 from .plugins import call_with_accepted, get_backbone, get_sampler
 from .training import ImageBatchSource
+from .training.base import resolve_augment
 from .training.gan import LOSS_WEIGHTS, DualGANNet
 
 __all__ = ["DualDiscriminatorGANDetector", "GANScorer"]
@@ -198,12 +199,14 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
     width : float, default=1.0
         Channel multiplier; 1.0 gives the paper's 97.75K-parameter generator and
         76.39K-parameter discriminators on 3-channel input.
-    augment : bool or {"flips", "dihedral"}, default=False
+    augment : bool or {"auto", "flips", "dihedral"}, default=False
         Random augmentation of training minibatches: ``"flips"`` (horizontal and
         vertical flips) or ``"dihedral"`` (the flips and, on square images,
         transposes: all eight symmetries of the square; what ``True`` means).
-        Off by default: the paper does not use it, and on digit-like data a flip
-        changes the class.
+        ``"auto"``: the flips, with the transposes where the training images
+        cannot be told from their transposes (as the two-stage detector's
+        default; ``augment_`` says which). Off by default: the paper does not
+        use it, and on digit-like data a flip changes the class.
     epochs : int, default=60
         Most training epochs; early stopping usually ends training sooner.
     lr : float, default=2e-3
@@ -263,6 +266,9 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
         Whether training ran without anomalies.
     anomaly_score_ : str
         The score in use (``anomaly_score`` with ``"auto"`` resolved).
+    augment_ : {"flips", "dihedral"} or None
+        The augmentation of the training minibatches (``augment`` with
+        ``"auto"`` resolved; None: none).
     memory_ : ndarray of shape (m, d) or None
         The feature memory of ``anomaly_score_="memory"``: the normalised features of (up to 4,096) training
         normals.
@@ -458,7 +464,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             max_epochs=self.epochs,
             batch_size=self.batch_size,
             device=str(device),
-            augment=self.augment,
+            augment=training.pop("augment", False),  # fit resolves it; a loaded net does not train
             amp_dtype=resolve_precision(self.precision, device),
             compile_mode=resolve_compile(self.compile, device),
             **training,
@@ -531,6 +537,7 @@ class DualDiscriminatorGANDetector(BaseDefectDetector):
             net = self._train_net(build, source, valid, sampler, seed, (checkpoint, checkpoint_meta))
 
         self.net_ = net
+        self.augment_ = resolve_augment(net.augment)
         self.one_class_ = one_class
         self._set_input_attributes(images, image_size)
         self.sampler_indices_ = getattr(net.sampler, "indices_", None)  # a resumed fit's sampler is restored

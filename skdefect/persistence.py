@@ -538,6 +538,7 @@ _ATTRIBUTE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "image_score_": lambda v: None if v in ("decision", "seg_max") else "'decision' or 'seg_max'",
     "backbone_": lambda v: None if isinstance(v, str) else "a backbone name",
     "decision_head_": lambda v: None if v is None or isinstance(v, str) else "None or a decision head's name",
+    "augment_": lambda v: None if v in (None, "flips", "dihedral") else "None, 'flips' or 'dihedral'",
     "dice_weight_": lambda v: None if _finite(v) is None and 0 <= v <= 1 else "a number in [0, 1]",
     "seg_monitor_": lambda v: None if v in ("valid_loss", "valid_ap", "valid_pixel_ap")
     else "one of 'valid_loss', 'valid_ap', 'valid_pixel_ap'",

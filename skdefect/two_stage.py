@@ -28,6 +28,7 @@ from ._runtime import resolve_compile, resolve_device, resolve_precision, seeded
 from ._validation import ImageData, check_fit_inputs, check_groups, check_unit_range
 from .plugins import call_with_accepted, get_backbone, get_loss, get_sampler, ignored_arguments
 from .training import ImageBatchSource, TwoStageNet
+from .training.base import resolve_augment
 
 __all__ = ["ConcentratedTwoStageDetector", "TwoStageScorer"]
 
@@ -169,23 +170,26 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         minibatch sampling of the paper, ``"uniform"`` plain shuffling.
     width : float, default=1.0
         Channel multiplier of the networks; 1.0 is the paper's network.
-    augment : bool or {"flips", "dihedral"}, default="flips"
+    augment : bool or {"auto", "flips", "dihedral"}, default="auto"
         Random augmentation of each training minibatch, image and mask alike. Not
         in the paper; on small training sets it is the difference between
         memorising and generalising. ``"flips"``: horizontal and vertical flips.
         ``"dihedral"``: the flips and, on square images, transposes (all eight
         symmetries of the square, quarter turns among them); ``True`` means
         ``"dihedral"``, the default until December 2026. ``False``: none.
-        Images of one camera geometry resized to a square transpose into images
-        unlike any the detector will score; content cut at any angle (the
-        embedded textures) does not. Measured on the detector's own validation
-        images and on the quality suite's test splits (docs/benchmarks.md): on
-        Magnetic tile (64 px, five folds by tile) the flips alone gave the
-        decision stage a lower validation loss on every fold and raised the
-        test image AP from 0.689 to 0.786 and the pixel AUROC from 0.760 to
-        0.905; on the embedded data ``"dihedral"`` had the lower validation
-        loss on all three seeds and the better test image AP (0.866 against
-        0.835). The default follows the real data.
+        ``"auto"`` (``augment_`` says which): the flips, and the transposes too
+        unless the training images can be told from their transposes: unless
+        their mean power spectrum is further from its transpose than in every
+        one of 99 random transpositions of them (a randomisation test at p =
+        0.01, :func:`skdefect.training.data.transpose_test`). Images of one
+        camera geometry resized to a square transpose into images unlike any the
+        detector will score; content cut at any angle does not. Measured on the
+        quality suite (docs/benchmarks.md): on Magnetic tile (64 px, five folds
+        by tile; 4.8-5.1 times the random transpositions' asymmetry) the flips
+        alone raised the test image AP from 0.689 to 0.786 and the pixel AUROC
+        from 0.760 to 0.905; on the embedded textures (0.98-1.01 times, p 0.37-
+        0.71) ``"dihedral"`` had the lower validation loss on all three seeds
+        and the better test image AP (0.866 against 0.835).
     norm : {"batch", "instance", "none"}, default="batch"
         Normalisation after each convolution of the networks that accept it; the
         paper names none. ``"instance"`` normalises each image on its own, so
@@ -330,6 +334,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         The backbone in use (``backbone`` with ``"auto"`` resolved).
     dice_weight_ : float
         The Dice share λ in use (``dice_weight`` with ``"auto"`` resolved).
+    augment_ : {"flips", "dihedral"} or None
+        The augmentation of the training minibatches (``augment`` with
+        ``"auto"`` resolved; None: none).
     seg_monitor_ : str
         What judged the segmentation stage (``seg_monitor`` with ``"auto"``
         resolved).
@@ -410,7 +417,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
         loss: str = "concentrated",
         sampler: str = "balanced",
         width: float = 1.0,
-        augment: bool | str = "flips",
+        augment: bool | str = "auto",
         norm: str = "batch",
         seg_epochs: int = 60,
         dec_epochs: int = 20,
@@ -538,7 +545,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
             batch_size=self.batch_size,
             device=str(device),
             seg_epochs=self.seg_epochs,
-            augment=self.augment,
+            augment=training.pop("augment", False),  # fit resolves it; a loaded net does not train
             amp_dtype=resolve_precision(self.precision, device),
             compile_mode=resolve_compile(self.compile, device),
             **training,
@@ -622,6 +629,7 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
                                   source, valid, sampler, seed, (checkpoint, checkpoint_meta))
 
         self.net_ = net
+        self.augment_ = resolve_augment(net.augment)
         self.backbone_ = backbone
         self.dice_weight_ = dice_weight
         self.seg_monitor_ = seg_monitor

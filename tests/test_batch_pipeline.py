@@ -206,3 +206,32 @@ def test_augment_never_transposes_a_non_square_image() -> None:
 def test_augment_unknown_name_is_refused_by_the_net() -> None:
     with pytest.raises(ValueError, match=r"augment must be a bool or one of \('flips', 'dihedral'\); got 'rot'"):
         training_base.resolve_augment("rot")
+
+
+def _quarter_turned(images: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+    return np.stack([np.rot90(im, rng.randint(4)) for im in images])
+
+
+def test_transpose_test_tells_oriented_images_from_ones_cut_at_any_angle() -> None:
+    """Oriented images are more asymmetric than every random transposition of them; images turned at random
+    are not (their p-value spreads over (0, 1] like any under its null); no transpose, no test."""
+    from skdefect.training.data import transpose_test
+
+    rng = np.random.RandomState(0)
+    # smooth horizontal streaks: one orientation (a camera geometry, a rolling direction)
+    streaks = np.cumsum(rng.randn(200, 32, 32), axis=2) + 3 * rng.randn(200, 32, 32)
+    streaks = ((streaks - streaks.min()) / np.ptp(streaks) * 255).astype(np.uint8)
+
+    def test(images: np.ndarray, seed: int = 0, **kw: object):  # noqa: ANN202
+        return transpose_test(ImageBatchSource(check_images(images), **kw), random_state=seed)
+
+    oriented = test(streaks)
+    assert oriented.asymmetry > 3 and oriented.p_value == 0.01
+    turned = [test(_quarter_turned(streaks, np.random.RandomState(seed)), seed) for seed in range(5)]
+    assert all(0.7 < t.asymmetry < 1.5 for t in turned)
+    assert np.median([t.p_value for t in turned]) > 0.1
+    # the networks' size decides (a resize to a square makes a transpose possible); rows choose the images
+    assert np.isnan(test(streaks[:, :, :24]).p_value)
+    assert test(streaks[:, :, :24], size=(32, 32)).p_value == 0.01
+    assert np.isnan(test(streaks, rows=np.arange(3)).asymmetry)
+    assert test(streaks, rows=np.arange(30)).p_value == 0.01

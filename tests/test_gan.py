@@ -313,3 +313,15 @@ def test_inference_between_training_steps_does_not_change_training(digits):
     for a, b in zip(plain.net_.history, probed.net_.history, strict=True):
         assert [a[k] for k in keys] == pytest.approx([b[k] for k in keys], rel=1e-6)
     np.testing.assert_allclose(plain.decision_function(X), probed.decision_function(X), rtol=1e-6)
+
+
+def test_augment_is_off_by_default_and_auto_keeps_digits_upright():
+    """The paper trains without augmentation (a flip changes a digit); ``"auto"`` tests the training images as
+    the two-stage detector does and keeps the flips alone for digits, which have an orientation."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = (d.images[d.target == 7][:100] / 16.0).astype(np.float32)
+    kw = {**FAST, "epochs": 1}
+    assert DualDiscriminatorGANDetector(**kw).fit(X).augment_ is None
+    assert DualDiscriminatorGANDetector(**kw, augment="auto").fit(X).augment_ == "flips"

@@ -112,6 +112,7 @@ def test_gan_specific_attributes_round_trip(fitted, saved):
 def test_two_stage_input_statistics_round_trip(fitted, saved):
     det, loaded = fitted["two_stage"], skdefect.load(saved["two_stage"])
     assert loaded.seg_monitor_ == det.seg_monitor_ == "valid_pixel_ap"
+    assert loaded.augment_ == det.augment_ in ("flips", "dihedral")
     for attr in ("input_mean_", "input_std_"):
         assert getattr(loaded, attr).dtype == np.float32
         np.testing.assert_array_equal(getattr(loaded, attr), getattr(det, attr))
@@ -440,6 +441,7 @@ def test_load_sets_only_fitted_attributes(attr, value, message, saved, tmp_path)
     ("score_scale_", 0.0, "score_scale_ must be a finite positive number"),
     ("one_class_", 1, "one_class_ must be true or false"),
     ("anomaly_score_", "os.system", "anomaly_score_ must be one of"),
+    ("augment_", "rot", "augment_ must be None, 'flips' or 'dihedral'"),
     ("classes_", [0, 1, 2], r"classes_ must be the array \[0, 1\]"),
 ])
 def test_every_fitted_value_from_a_file_is_checked(attr, value, message, saved, tmp_path):

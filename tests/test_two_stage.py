@@ -102,6 +102,27 @@ def test_dice_weight_auto_is_the_papers_for_its_network_and_half_for_the_others(
     assert paper._resolve_dice_weight("wang2022") == 0.95
 
 
+def test_augment_auto_transposes_only_images_that_cannot_be_told_from_their_transposes(data):
+    """The embedded textures (turned by quarter turns) train with the transposes, the same images smeared
+    along one axis (one orientation, as a camera geometry gives) with the flips alone, each exactly as the
+    explicit setting trains."""
+    from scipy.ndimage import uniform_filter1d
+
+    X, y, masks, X_te, *_ = data
+    smeared = uniform_filter1d(X[:48], size=9, axis=2)
+    for images, resolved in ((X[:48], "dihedral"), (smeared, "flips")):
+        fits = {aug: ConcentratedTwoStageDetector(**{**FAST, "seg_epochs": 2, "dec_epochs": 1, "augment": aug}).fit(
+            images, y[:48], masks=masks[:48]) for aug in ("auto", "flips", "dihedral")}
+        assert fits["auto"].augment == "auto" and fits["auto"].augment_ == resolved
+        assert fits["flips"].augment_ == "flips" and fits["dihedral"].augment_ == "dihedral"
+        scores = {aug: det.decision_function(X_te[:8]) for aug, det in fits.items()}
+        np.testing.assert_array_equal(scores["auto"], scores[resolved])
+        other = "flips" if resolved == "dihedral" else "dihedral"
+        assert not np.array_equal(scores["auto"], scores[other])
+    legacy = ConcentratedTwoStageDetector(**{**FAST, "seg_epochs": 1, "dec_epochs": 1, "augment": False})
+    assert legacy.fit(X[:32], y[:32], masks=masks[:32]).augment_ is None
+
+
 def test_flattened_input_with_image_shape(data):
     X, y, masks, X_te, *_ = data
     det = ConcentratedTwoStageDetector(image_shape=(48, 48), **FAST)

@@ -10,7 +10,7 @@ device and one resize/normalise there.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -295,3 +295,48 @@ def sampler_features(source: ImageBatchSource, device: torch.device, side: int =
         x, _ = source.get_batch(slice(start, min(start + 256, len(source))), device)
         out.append(F.adaptive_avg_pool2d(x, side).flatten(1).cpu())
     return torch.cat(out).numpy().astype(np.float64)
+
+
+
+class TransposeTest(NamedTuple):
+    """What :func:`transpose_test` found: ``asymmetry``, the training images' spectrum asymmetry over its mean
+    under random transposition (about 1 when images are as likely as their transposes), and ``p_value``, the
+    share of the random transpositions (with the observed set) at least as asymmetric as the images."""
+
+    asymmetry: float
+    p_value: float
+
+
+def transpose_test(source: ImageBatchSource, random_state: int = 0, n_draws: int = 99) -> TransposeTest:
+    """Whether the images (at the size the networks see) can be told from their transposes: a randomisation test.
+
+    The statistic is ``mean |log P - log Pᵀ|``, ``P`` the mean power spectrum of the images (each image's mean
+    removed, channels averaged). Were every image as likely as its transpose, transposing a random subset of
+    them would give sets like the observed one; the test draws ``n_draws`` such subsets (each image with
+    probability 1/2) and counts those at least as asymmetric. Content cut at any angle (the embedded textures,
+    turned by quarter turns) gives ``asymmetry`` 0.9-1.1 and p-values spread over (0, 1]; one camera geometry
+    resized to a square (Magnetic tile at 64 px) 1.2-1.4 with 30 images and 3.2-3.5 with 400, ELPV's solar
+    cells 4.8-5.1, every draw below them (``p_value`` 0.01 with 99 draws). Up to ``2**23`` pixels of images (1,024
+    at 64×64, 512 at 128×128), a random subset; ``nan`` for non-square images (no transpose) and fewer than 4.
+    """
+    n = len(source)
+    h, w = source.size or (source.images.height, source.images.width)
+    if h != w or n < 4:
+        return TransposeTest(float("nan"), float("nan"))
+    rng = np.random.RandomState(random_state)
+    order = np.sort(rng.permutation(n)[: min(1024, max(4, 2**23 // (h * w)))])
+    spectra = []
+    for start in range(0, len(order), 256):
+        x, _ = source.get_batch(order[start : start + 256], torch.device("cpu"))
+        x = x.float().mean(1)
+        spectra.append(torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True)).abs().square().flatten(1))
+    power = torch.cat(spectra)  # (n, h*w)
+    m = len(power)
+    flipped = power.view(m, h, w).transpose(1, 2).reshape(m, -1) - power  # what transposing each image adds
+    signs = torch.from_numpy(rng.randint(2, size=(n_draws, m)).astype(np.float32))
+    sets = torch.cat([power.mean(0, keepdim=True), power.mean(0) + signs @ flipped / m])
+
+    log = torch.log(sets.double().clamp_min(1e-30)).view(-1, h, w)
+    stat = (log - log.transpose(1, 2)).abs().mean(dim=(1, 2))
+    observed, null = float(stat[0]), stat[1:]
+    return TransposeTest(observed / float(null.mean()), (1 + int((null >= observed).sum())) / (n_draws + 1))
