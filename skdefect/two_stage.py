@@ -367,7 +367,9 @@ class ConcentratedTwoStageDetector(BaseDefectDetector):
     What a default fit costs on the CPU (the quality suite, one torch thread of
     a 2-core Intel Xeon; ``docs/training.md``): 340-350 CPU seconds on a
     Magnetic tile fold (1,075 training images of 64×64), 200-210 s on 400
-    images of the embedded data. ``verbose=1`` prints an upper bound of the time left
+    images of the embedded data (207-222 s on an AMD EPYC, where ``augment="auto"``
+    adds the transposes); 1,100 s at 128×128 on Magnetic tile (AMD EPYC).
+    ``verbose=1`` prints an upper bound of the time left
     after every epoch. A smaller ``n_iter_no_change``, ``seg_epochs`` or
     ``width`` makes it cheaper (at patience 10 a Magnetic tile fit took 0.8
     times as long and ranked the images 0.078 AP worse).
