@@ -297,7 +297,6 @@ def sampler_features(source: ImageBatchSource, device: torch.device, side: int =
     return torch.cat(out).numpy().astype(np.float64)
 
 
-
 class TransposeTest(NamedTuple):
     """What :func:`transpose_test` found: ``asymmetry``, the training images' spectrum asymmetry over its mean
     under random transposition (about 1 when images are as likely as their transposes), and ``p_value``, the
